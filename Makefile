@@ -1,0 +1,34 @@
+# The two commands: `make demo` and `make test`. Both create .venv and install into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# A machine that keeps a local CPU torch wheel (this project's build machines) installs that;
+# everyone else gets the normal torch build for their platform (CUDA on a GPU box).
+TORCH_SPEC ?= $(shell ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 && echo torch==2.13.0 || echo torch)
+EXTRAS ?= embedded,scale,dev
+
+.PHONY: demo test install lint clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/lima doctor
+
+test: install
+	$(VENV)/bin/ruff check lima tests bench
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check lima tests bench
+	$(VENV)/bin/ruff format --check lima tests bench
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""The shared core: the example record, config loading, model resolution, run manifests, the judge server."""

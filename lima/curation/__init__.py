@@ -1,0 +1,1 @@
+"""Curation: raw dumps -> filtered, deduplicated, diversity-sampled example records + a report."""

@@ -1,0 +1,1 @@
+"""Evaluation: checkpoints -> generations -> pairwise judgments / Likert grades -> summaries."""

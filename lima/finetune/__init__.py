@@ -1,0 +1,1 @@
+"""Fine-tuning: example records -> tokens -> checkpoints (LoRA, QLoRA, DoRA, full) with LIMA's recipe."""

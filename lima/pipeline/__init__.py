@@ -1,0 +1,1 @@
+"""The end-to-end job (`lima run`) and LIMA's ablations (`lima ablate`)."""
