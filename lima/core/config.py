@@ -32,6 +32,13 @@ class Config(BaseModel):
 # Stages add themselves here as they land; values are "module:Class" so nothing heavy is imported.
 SCHEMAS: dict[str, str] = {
     "endpoints": "lima.core.endpoint:EndpointConfig",
+    "curate": "lima.curation.config:CurateConfig",
+    "train": "lima.finetune.config:TrainConfig",
+    "generate": "lima.eval.config:GenerateConfig",
+    "judge": "lima.eval.config:JudgeConfig",
+    "grade": "lima.eval.config:GradeConfig",
+    "experiments": "lima.pipeline.config:ExperimentConfig",
+    "ablations": "lima.pipeline.config:AblationConfig",
 }
 
 
