@@ -105,7 +105,9 @@ class ResponseCache:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise LimaError(f"{path}: not a usable cache database ({exc}); delete it to start afresh") from None
+            raise LimaError(
+                f"{path}: not a usable cache database ({exc}); delete it to start afresh"
+            ) from None
 
     def get_many(self, keys: list[str]) -> dict[str, tuple[list[str], int, int]]:
         found: dict[str, tuple[list[str], int, int]] = {}
@@ -124,7 +126,14 @@ class ResponseCache:
     def put(self, key: str, texts: list[str], prompt_tokens: int, completion_tokens: int, model: str) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
-            (key, json.dumps(texts, ensure_ascii=False), prompt_tokens, completion_tokens, model, time.time()),
+            (
+                key,
+                json.dumps(texts, ensure_ascii=False),
+                prompt_tokens,
+                completion_tokens,
+                model,
+                time.time(),
+            ),
         )
 
     def __len__(self) -> int:
@@ -191,7 +200,9 @@ class LLMClient:
             from lima.core.judge_server import JudgeServer
 
             self._server = JudgeServer(
-                model=self.endpoint.embedded_model, alias=self.endpoint.model, n_ctx=self.endpoint.embedded_n_ctx
+                model=self.endpoint.embedded_model,
+                alias=self.endpoint.model,
+                n_ctx=self.endpoint.embedded_n_ctx,
             ).start()
             self._base_url = self._server.base_url
         return self._base_url
@@ -224,7 +235,9 @@ class LLMClient:
                 todo.setdefault(request.key, request)
                 continue
             texts, prompt_tokens, completion_tokens = hit
-            result = ChatResult(request.key, texts[0] if texts else "", None, True, prompt_tokens, completion_tokens, texts)
+            result = ChatResult(
+                request.key, texts[0] if texts else "", None, True, prompt_tokens, completion_tokens, texts
+            )
             results[request.key] = result
             self.stats.cache_hits += 1
             if on_result:
@@ -311,7 +324,9 @@ class LLMClient:
                             "is the server running? rerun to resume: finished items are cached"
                         ) from None
                     self.stats.errors += 1
-                    return ChatResult(request.key, None, f"gave up after {attempt + 1} attempts: {_brief(exc)}")
+                    return ChatResult(
+                        request.key, None, f"gave up after {attempt + 1} attempts: {_brief(exc)}"
+                    )
                 delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
                 delay = _retry_after(exc) or random.uniform(0, delay)  # full jitter
                 attempt += 1
@@ -334,7 +349,9 @@ class LLMClient:
         ) / 1e6
         if self.cache is not None:
             self.cache.put(request.key, texts, prompt_tokens, completion_tokens, response.model or "")
-        return ChatResult(request.key, texts[0] if texts else "", None, False, prompt_tokens, completion_tokens, texts)
+        return ChatResult(
+            request.key, texts[0] if texts else "", None, False, prompt_tokens, completion_tokens, texts
+        )
 
 
 def _brief(exc: Exception) -> str:

@@ -20,10 +20,14 @@ def _req(key: str) -> ChatRequest:
 
 
 def test_retries_429_then_500_then_succeeds(tmp_path):
-    with FakeOpenAI(statuses=[429, 500]) as fake:
-        with LLMClient(_endpoint(fake.base_url, max_retries=3), tmp_path / "c.sqlite", backoff_base_s=0.01) as client:
-            [result] = client.complete_many([_req("k1")])
-            stats = client.stats
+    with (
+        FakeOpenAI(statuses=[429, 500]) as fake,
+        LLMClient(
+            _endpoint(fake.base_url, max_retries=3), tmp_path / "c.sqlite", backoff_base_s=0.01
+        ) as client,
+    ):
+        [result] = client.complete_many([_req("k1")])
+        stats = client.stats
     assert result.ok and result.text == "[[A]]" and not result.cached
     assert len(fake.requests) == 3
     assert (stats.requests, stats.retries, stats.succeeded, stats.errors) == (3, 2, 1, 0)
@@ -68,9 +72,12 @@ def test_missing_key_variable_is_one_clear_error(monkeypatch):
 
 
 def test_wrong_model_404_is_fatal_and_400_is_a_per_item_error(tmp_path):
-    with FakeOpenAI(statuses=[404]) as fake:
-        with LLMClient(_endpoint(fake.base_url), None) as client, pytest.raises(LimaError, match="wrong model"):
-            client.complete_many([_req("a")])
+    with (
+        FakeOpenAI(statuses=[404]) as fake,
+        LLMClient(_endpoint(fake.base_url), None) as client,
+        pytest.raises(LimaError, match="wrong model"),
+    ):
+        client.complete_many([_req("a")])
     with FakeOpenAI(statuses=[400]) as fake:
         with LLMClient(_endpoint(fake.base_url), tmp_path / "c.sqlite") as client:
             results = client.complete_many([_req("bad"), _req("good")], progress=False)
@@ -85,14 +92,19 @@ def test_wrong_model_404_is_fatal_and_400_is_a_per_item_error(tmp_path):
 
 def test_unreachable_endpoint_is_fatal_after_retries():
     endpoint = _endpoint(f"http://127.0.0.1:{free_port()}/v1", max_retries=2, timeout_s=2)
-    with LLMClient(endpoint, None, backoff_base_s=0.01) as client, pytest.raises(LimaError, match="unreachable"):
+    with (
+        LLMClient(endpoint, None, backoff_base_s=0.01) as client,
+        pytest.raises(LimaError, match="unreachable"),
+    ):
         client.complete_many([_req("a")])
     assert client.stats.requests == 3
 
 
 def test_concurrency_is_bounded(tmp_path):
-    with FakeOpenAI(latency_s=0.1) as fake:
-        with LLMClient(_endpoint(fake.base_url, concurrency=3), None) as client:
-            results = client.complete_many([_req(str(i)) for i in range(9)])
+    with (
+        FakeOpenAI(latency_s=0.1) as fake,
+        LLMClient(_endpoint(fake.base_url, concurrency=3), None) as client,
+    ):
+        results = client.complete_many([_req(str(i)) for i in range(9)])
     assert all(r.ok for r in results)
     assert fake.max_in_flight == 3

@@ -48,7 +48,9 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -72,11 +74,13 @@ class FakeOpenAI:
                     with fake._lock:
                         fake.in_flight -= 1
                 if status != 200:
-                    message = {401: "Incorrect API key provided: " + self.headers.get("Authorization", "")}.get(
-                        status, f"status {status}"
-                    )
+                    message = {
+                        401: "Incorrect API key provided: " + self.headers.get("Authorization", "")
+                    }.get(status, f"status {status}")
                     headers = {"Retry-After": "0"} if status == 429 else None
-                    self._send(status, {"error": {"message": message, "type": "error", "code": status}}, headers)
+                    self._send(
+                        status, {"error": {"message": message, "type": "error", "code": status}}, headers
+                    )
                     return
                 text = fake.reply(body)
                 n = int(body.get("n", 1))
@@ -88,7 +92,11 @@ class FakeOpenAI:
                         "created": int(time.time()),
                         "model": body.get("model", "fake"),
                         "choices": [
-                            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                            {
+                                "index": i,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
                             for i in range(n)
                         ],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
