@@ -17,12 +17,16 @@ from lima.core.models import DEFAULT_MODEL
 def validate(
     config: Path = typer.Argument(..., help="A YAML config, e.g. configs/train/demo.yaml."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides, dotted for nested keys."),
-    kind: str = typer.Option(None, "--kind", help=f"Config kind when the folder does not say: {', '.join(SCHEMAS)}."),
+    kind: str = typer.Option(
+        None, "--kind", help=f"Config kind when the folder does not say: {', '.join(SCHEMAS)}."
+    ),
 ) -> None:
     """Validate a config (with overrides) and print it resolved, with every default filled in."""
     kind = kind or kind_of_path(config)
     if kind is None:
-        raise ConfigError(f"{config}: cannot tell the config kind from its folder; pass --kind ({', '.join(SCHEMAS)})")
+        raise ConfigError(
+            f"{config}: cannot tell the config kind from its folder; pass --kind ({', '.join(SCHEMAS)})"
+        )
     resolved = load_config(config, schema_for_kind(kind), overrides or [])
     typer.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False, allow_unicode=True), nl=False)
 

@@ -37,16 +37,24 @@ def run_checks(load_model: bool = True, start_server: bool = True) -> list[Check
         checks.append(Check(name, version is not None, version or "missing: pip install -e ."))
     for name in OPTIONAL:
         version = _version(name)
-        checks.append(Check(name, True if version else None, version or "not installed (optional)", required=False))
+        checks.append(
+            Check(name, True if version else None, version or "not installed (optional)", required=False)
+        )
 
     try:
         import torch
 
         cuda = torch.cuda.is_available()
         devices = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        checks.append(Check("cuda", True if cuda else None, devices or "no CUDA device (CPU only)", required=False))
+        checks.append(
+            Check("cuda", True if cuda else None, devices or "no CUDA device (CPU only)", required=False)
+        )
         bf16 = cuda and torch.cuda.is_bf16_supported()
-        checks.append(Check("bf16", True if bf16 else None, "supported" if bf16 else "not on this device", required=False))
+        checks.append(
+            Check(
+                "bf16", True if bf16 else None, "supported" if bf16 else "not on this device", required=False
+            )
+        )
     except Exception as exc:  # a broken torch install is exactly what doctor must report
         checks.append(Check("cuda", False, f"torch failed to import: {exc}"))
 
@@ -74,7 +82,9 @@ def _check_model() -> Check:
         tokenizer = load_tokenizer(DEFAULT_MODEL)
         model = load_causal_lm(DEFAULT_MODEL)
         n = sum(p.numel() for p in model.parameters())
-        detail = f"{DEFAULT_MODEL}: {n / 1e6:.0f}M params, vocab {len(tokenizer)}, {time.monotonic() - t0:.1f}s"
+        detail = (
+            f"{DEFAULT_MODEL}: {n / 1e6:.0f}M params, vocab {len(tokenizer)}, {time.monotonic() - t0:.1f}s"
+        )
         return Check("embedded model", True, detail, required=False)
     except LimaError as exc:
         return Check("embedded model", False, str(exc), required=False)
@@ -94,7 +104,9 @@ def _check_server() -> Check:
                 model=server.alias, messages=[{"role": "user", "content": "Say OK."}], max_tokens=4
             )
             text = (reply.choices[0].message.content or "").strip()
-        return Check("judge server", True, f"answered {text!r} in {time.monotonic() - t0:.1f}s", required=False)
+        return Check(
+            "judge server", True, f"answered {text!r} in {time.monotonic() - t0:.1f}s", required=False
+        )
     except LimaError as exc:
         return Check("judge server", False, str(exc).splitlines()[0], required=False)
 

@@ -37,7 +37,9 @@ def free_port() -> int:
 
 
 def judge_server_available() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
+    return (
+        importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
+    )
 
 
 class JudgeServer:
@@ -54,7 +56,9 @@ class JudgeServer:
     ) -> None:
         resolved = resolve_model(model)
         if resolved.gguf_path is None:
-            raise LimaError(f"the judge server serves GGUF files; {model!r} is not one (give a .gguf or embedded:…)")
+            raise LimaError(
+                f"the judge server serves GGUF files; {model!r} is not one (give a .gguf or embedded:…)"
+            )
         self.gguf_path = resolved.gguf_path
         self.alias = alias or (resolved.name if resolved.kind == "embedded" else self.gguf_path.stem)
         self.port = port or free_port()

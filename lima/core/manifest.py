@@ -26,9 +26,21 @@ from lima.core.io import file_sha256, path_sha256, write_json
 
 MANIFEST = "manifest.json"
 MASK = "***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|hf[_-]?token)$", re.I)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|hf[_-]?token)$", re.I
+)
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
-PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "openai", "gguf", "llama_cpp_python")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "openai",
+    "gguf",
+    "llama_cpp_python",
+)
 
 
 def _secret_values() -> list[str]:
@@ -122,9 +134,9 @@ def _now() -> str:
 class RunManifest:
     """Writes ``OUT/manifest.json`` when a run starts and again, with its exit status, when it ends.
 
-        with RunManifest(out, "curate", config, inputs=[dump], seed=0) as manifest:
-            ...
-            manifest.update(outputs={"train": "train.jsonl"}, counts=counts)
+    with RunManifest(out, "curate", config, inputs=[dump], seed=0) as manifest:
+        ...
+        manifest.update(outputs={"train": "train.jsonl"}, counts=counts)
     """
 
     def __init__(

@@ -51,7 +51,10 @@ class ResolvedModel:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LIMA_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lima"
+    root = (
+        os.environ.get("LIMA_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lima"
+    )
     return Path(root)
 
 
@@ -180,7 +183,9 @@ def load_causal_lm(spec: str | ResolvedModel, trust_remote_code: bool = False, *
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
     location, extra = pretrained_location(resolved)
     try:
-        return AutoModelForCausalLM.from_pretrained(location, trust_remote_code=trust_remote_code, **extra, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(
+            location, trust_remote_code=trust_remote_code, **extra, **kwargs
+        )
     except OSError as exc:
         if resolved.kind == "hub":
             raise _hub_error(resolved, exc) from None

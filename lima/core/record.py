@@ -1,8 +1,8 @@
 """The example record shared by every stage: one JSON object per line.
 
-    {"id": "...", "source": "stackexchange", "domain": "beer.stackexchange.com",
-     "messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}],
-     "meta": {"score": 12, "url": "...", "license": "CC BY-SA 3.0"}}
+{"id": "...", "source": "stackexchange", "domain": "beer.stackexchange.com",
+ "messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}],
+ "meta": {"score": 12, "url": "...", "license": "CC BY-SA 3.0"}}
 """
 
 from __future__ import annotations
