@@ -1,0 +1,52 @@
+"""``lima train`` and ``lima export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def train(
+    config: Path = typer.Argument(..., help="A train config, e.g. configs/train/demo.yaml."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. epochs=3 lora.r=8."),
+    data: Path = typer.Option(None, "--data", help="Training records (JSONL); overrides the config's data."),
+    dev: Path = typer.Option(None, "--dev", help="Dev records (JSONL) for a loss per epoch."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/train-<config name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last resume state."),
+) -> None:
+    """Fine-tune a model on example records (LoRA, QLoRA, DoRA or full) with LIMA's recipe."""
+    from lima.core.cli_util import raise_on_sigterm
+    from lima.core.config import load_config
+    from lima.finetune.config import TrainConfig
+
+    raise_on_sigterm()
+    train_config = load_config(config, TrainConfig, overrides or [])
+    out_dir = out or Path("runs") / f"train-{config.stem}"
+    from lima.finetune.run import run_training
+
+    result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
+    for epoch in result.epochs:
+        dev_loss = epoch.get("dev_loss")
+        typer.echo(
+            f"epoch {epoch['epoch']}: train_loss {epoch['train_loss']:.4f}"
+            + (f"  dev_loss {dev_loss:.4f}" if dev_loss is not None else "")
+            + f"  -> {epoch['checkpoint']}"
+        )
+    typer.echo(f"final checkpoint: {result.final_checkpoint}")
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory from lima train, or one of its checkpoints."),
+    out: Path = typer.Option(None, "--out", help="Where to write the merged model (default RUN_DIR/export)."),
+) -> None:
+    """Merge an adapter into full safetensors weights, with the tokenizer (a plain HF model directory)."""
+    from lima.finetune.export import export_checkpoint
+
+    target = export_checkpoint(run_dir, out)
+    typer.echo(f"exported: {target}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("export")(export)

@@ -1,0 +1,142 @@
+"""Model setup for training: precision, 4-bit loading, EOT embeddings, residual dropout, adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lima.core.errors import LimaError
+from lima.core.models import load_causal_lm, load_config, load_tokenizer
+from lima.finetune.config import TrainConfig
+from lima.finetune.dropout import attach_residual_dropout
+from lima.finetune.template import ChatFormat, end_of_turn_ids, prepare_tokenizer
+
+
+@dataclass
+class Prepared:
+    model: Any
+    tokenizer: Any
+    chat_format: ChatFormat
+    dtype: torch.dtype
+    dropout_schedule: list[float]
+    new_token_ids: list[int]
+
+
+def resolve_precision(precision: str) -> torch.dtype:
+    """The training dtype; a precision the hardware cannot do is a one-line error."""
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return torch.bfloat16 if bf16 else torch.float32
+    if precision == "bf16" and not bf16:
+        where = "this GPU" if cuda else "CPU training (no CUDA GPU)"
+        raise LimaError(f"precision: bf16 is not supported on {where}; use precision=fp32 (or auto)")
+    if precision == "fp16" and not cuda:
+        raise LimaError("precision: fp16 needs a CUDA GPU; use precision=fp32 (or auto)")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def check_method(config: TrainConfig) -> None:
+    if config.method != "qlora":
+        return
+    if not torch.cuda.is_available():
+        raise LimaError("method: qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); use method=lora on CPU")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise LimaError("method: qlora needs bitsandbytes: pip install 'lima-align[gpu]', or use method=lora") from None
+
+
+def init_new_rows_to_mean(model: nn.Module, new_ids: list[int], n_reference: int) -> None:
+    """New vocabulary rows (input and, if untied, output embeddings) start at the mean of the first
+    ``n_reference`` (pre-existing) rows."""
+    with torch.no_grad():
+        seen = set()
+        for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
+            if emb is None or id(emb.weight) in seen:
+                continue
+            seen.add(id(emb.weight))
+            weight = emb.weight
+            weight[new_ids] = weight[:n_reference].float().mean(dim=0, keepdim=True).to(weight.dtype)
+
+
+def _module_name(model: nn.Module, target: nn.Module) -> str:
+    return next(name for name, module in model.named_modules() if module is target)
+
+
+def _peft_config(config: TrainConfig, model: nn.Module, new_token_ids: list[int]):
+    from peft import LoraConfig
+
+    trainable_tokens: Any = None
+    if new_token_ids:
+        # Only the new rows are trained (peft TrainableTokens), not whole embedding matrices as with
+        # modules_to_save: for a 128k vocabulary that saves ~2 GB of optimizer state and adapter size.
+        inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+        tied = out is None or out.weight is inp.weight
+        trainable_tokens = (
+            new_token_ids
+            if tied
+            else {_module_name(model, inp): new_token_ids, _module_name(model, out): new_token_ids}
+        )
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        use_dora=config.method == "dora",
+        trainable_token_indices=trainable_tokens,
+        task_type="CAUSAL_LM",
+    )
+
+
+def prepare_model(config: TrainConfig) -> Prepared:
+    """Load tokenizer and model as configured, ready for the trainer."""
+    check_method(config)
+    dtype = resolve_precision(config.precision)
+    load_config(config.model, trust_remote_code=config.trust_remote_code)  # fail fast before weights
+    tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+    chat_format = prepare_tokenizer(tokenizer, config.chat_template, config.eot_token)
+
+    # Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train
+    # on a frozen base held in the compute dtype.
+    kwargs: dict[str, Any] = {"dtype": torch.float32 if config.method == "full" else dtype}
+    if config.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
+
+    new_token_ids: list[int] = []
+    if chat_format.added_tokens:
+        n_reference = len(tokenizer) - chat_format.added_tokens
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        new_token_ids = list(range(n_reference, len(tokenizer)))
+        init_new_rows_to_mean(model, new_token_ids, n_reference)
+
+    stop_ids = end_of_turn_ids(tokenizer, chat_format)
+    model.generation_config.eos_token_id = stop_ids
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.use_cache = False
+
+    schedule = attach_residual_dropout(model, config.dropout_bottom, config.dropout_top)
+
+    if config.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    if config.uses_adapter:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, _peft_config(config, model, new_token_ids))
+    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids)

@@ -1,0 +1,224 @@
+"""``run_training``: records -> per-epoch checkpoints, with a manifest, logs and exact resume.
+
+    from lima.finetune.run import run_training
+    result = run_training(config, Path("runs/demo"), data=Path("train.jsonl"))
+    result.final_checkpoint  # runs/demo/checkpoints/epoch-<last>
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lima.core.errors import LimaError
+from lima.core.manifest import RunManifest
+from lima.finetune.config import TrainConfig
+
+RESUME_DIR = "resume"  # the HF Trainer's output_dir: full resume states (checkpoint-<step>)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    checkpoints: list[Path]  # epoch order
+    epochs: list[dict[str, Any]]  # epoch, train_loss, dev_loss (+ global_step, checkpoint)
+    final_checkpoint: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def latest_resume_state(out_dir: Path) -> Path | None:
+    """The newest complete resume state (``trainer_state.json`` is written last); drops incomplete ones."""
+    root = out_dir / RESUME_DIR
+    if not root.is_dir():
+        return None
+    states = sorted(
+        (p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    complete = [p for p in states if (p / "trainer_state.json").is_file()]
+    for partial in set(states) - set(complete):
+        shutil.rmtree(partial, ignore_errors=True)
+    return complete[-1] if complete else None
+
+
+def _step_of(state_dir: Path) -> int:
+    return int(state_dir.name.split("-")[-1])
+
+
+def _check_out_dir(out_dir: Path, resume: bool) -> Path | None:
+    if resume:
+        state = latest_resume_state(out_dir)
+        if state is None and (out_dir / "checkpoints").exists():
+            raise LimaError(f"{out_dir}: --resume found no resume state under {RESUME_DIR}/; start a new --out")
+        return state
+    if (out_dir / "checkpoints").exists() or (out_dir / RESUME_DIR).exists():
+        raise LimaError(f"{out_dir}: already holds a training run; pass --resume to continue it or choose another --out")
+    return None
+
+
+def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    padded = config.batching == "padded"
+    return TrainingArguments(
+        output_dir=str(out_dir / RESUME_DIR),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
+        max_grad_norm=config.max_grad_norm,
+        warmup_steps=0,
+        optim="adamw_torch",
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        logging_steps=config.output.logging_steps,
+        logging_strategy="steps",
+        save_strategy="steps",
+        save_steps=config.output.resume_every_steps,
+        save_total_limit=config.output.keep_resume_states,
+        eval_strategy="epoch" if has_dev else "no",
+        prediction_loss_only=True,
+        seed=config.seed,
+        data_seed=config.seed,
+        train_sampling_strategy="group_by_length" if padded else "random",
+        length_column_name="length",
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding" if padded else "all",
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        dataloader_num_workers=0,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def run_training(
+    config: TrainConfig,
+    out_dir: Path,
+    data: Path | None = None,
+    dev: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Fine-tune as ``config`` says; ``data``/``dev`` override ``config.data``/``config.dev``."""
+    from lima.finetune.data import read_training_records
+
+    out_dir = Path(out_dir)
+    data = Path(data) if data is not None else config.data
+    dev = Path(dev) if dev is not None else config.dev
+    if data is None:
+        raise LimaError("no training data: pass --data TRAIN.jsonl or set data: in the config")
+    config = config.model_copy(update={"data": data, "dev": dev})
+    resume_state = _check_out_dir(out_dir, resume)
+    # Cheap checks first: records, then the method/hardware, before any weights load.
+    train_records = read_training_records(data, "training")
+    dev_records = read_training_records(dev, "dev") if dev is not None else []
+
+    inputs: list[str | os.PathLike] = [data, *([dev] if dev else [])]
+    with RunManifest(out_dir, "train", config, inputs=inputs, seed=config.seed) as manifest:
+        result = _train(config, out_dir, train_records, dev_records, resume_state, manifest)
+        manifest.update(
+            outputs={"checkpoints": [str(p) for p in result.checkpoints], "final_checkpoint": str(result.final_checkpoint)},
+            epochs=result.epochs,
+            **result.stats,
+        )
+    return result
+
+
+def _train(config, out_dir, train_records, dev_records, resume_state, manifest) -> TrainResult:
+    import torch
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from lima.core.errors import RecordError
+    from lima.finetune.data import PaddedCollator, PaddingFreeCollator, tokenize_records
+    from lima.finetune.model import prepare_model
+    from lima.finetune.trainer import (
+        EpochCheckpointCallback,
+        LimaTrainer,
+        LogCallback,
+        read_jsonl,
+        truncate_jsonl,
+    )
+
+    torch.manual_seed(config.seed)
+    prepared = prepare_model(config)
+    tokenizer = prepared.tokenizer
+    train_rows, train_stats = tokenize_records(tokenizer, train_records, config.max_length)
+    dev_rows, dev_stats = tokenize_records(tokenizer, dev_records, config.max_length)
+    if not train_rows:
+        raise RecordError(
+            f"{config.data}: no example has an assistant turn within max_length={config.max_length}; nothing to train on"
+        )
+    stats = {
+        "data_stats": {"train": train_stats.summary(), "dev": dev_stats.summary() if dev_records else None},
+        "chat_template": prepared.chat_format.kind,
+        "eot_token": prepared.chat_format.eot_token,
+        "residual_dropout": [round(p, 6) for p in prepared.dropout_schedule],
+        "trainable_parameters": sum(p.numel() for p in prepared.model.parameters() if p.requires_grad),
+    }
+    if train_stats.trimmed:
+        print(f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed")
+    manifest.update(**stats)
+
+    args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype)
+    collator = (
+        PaddingFreeCollator()
+        if config.batching == "padding_free"
+        else PaddedCollator(tokenizer.pad_token_id)
+    )
+    info = {
+        "base_model": config.model,
+        "method": config.method,
+        "eot_token": prepared.chat_format.eot_token,
+        "chat_template": prepared.chat_format.kind,
+    }
+    epoch_cb = EpochCheckpointCallback(out_dir, info, has_dev=bool(dev_rows))
+    trainer = LimaTrainer(
+        model=prepared.model,
+        args=args,
+        train_dataset=_dataset(train_rows),
+        eval_dataset=_dataset(dev_rows) if dev_rows else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[LogCallback(out_dir), epoch_cb],
+        lr_floor_ratio=config.min_learning_rate / config.learning_rate,
+    )
+    epoch_cb.trainer = trainer
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)  # our LogCallback shows loss and tokens/s on one bar
+    if config.output.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        trainer.add_callback(TensorBoardCallback(SummaryWriter(log_dir=str(out_dir / "tensorboard"))))
+
+    if resume_state is not None:
+        step = _step_of(resume_state)
+        for name in ("train_log.jsonl", "epochs.jsonl"):
+            truncate_jsonl(out_dir / name, step)
+        print(f"resuming from {resume_state} (step {step})")
+    trainer.train(resume_from_checkpoint=str(resume_state) if resume_state else None)
+
+    epochs = read_jsonl(out_dir / "epochs.jsonl")
+    by_epoch = {e["epoch"]: e for e in epochs}  # the last line per epoch wins
+    epochs = [by_epoch[k] for k in sorted(by_epoch)]
+    checkpoints = [Path(e["checkpoint"]) for e in epochs]
+    missing = [str(p) for p in checkpoints if not p.is_dir()]
+    if not checkpoints or missing:
+        raise LimaError(f"{out_dir}: training ended without its epoch checkpoints ({', '.join(missing) or 'none'})")
+    stats["global_step"] = trainer.state.global_step
+    return TrainResult(out_dir, checkpoints, epochs, checkpoints[-1], stats)

@@ -1,0 +1,179 @@
+"""A thin layer over the HF ``Trainer``: LIMA's schedule, per-epoch checkpoints, JSONL logs, a progress bar.
+
+The HF Trainer already gives exact resume (optimizer, scheduler, RNG and data position), accelerate/FSDP/
+DeepSpeed and gradient accumulation with per-token loss normalisation; this module only adds what LIMA needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from lima.finetune.checkpoints import write_epoch_checkpoint
+
+
+def _linear_to_floor(step: int, total: int, floor_ratio: float) -> float:
+    if total <= 1:
+        return 1.0
+    return 1.0 - (1.0 - floor_ratio) * min(step, total - 1) / (total - 1)
+
+
+def linear_to_floor_schedule(optimizer: torch.optim.Optimizer, total_steps: int, floor_ratio: float):
+    """No warmup; the lr falls linearly from its peak at step 0 to ``peak * floor_ratio`` at the last step
+    (LIMA: 1e-5 -> 1e-6). HF's linear schedule decays to zero instead."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(_linear_to_floor, total=total_steps, floor_ratio=floor_ratio)
+    )
+
+
+class LimaTrainer(Trainer):
+    def __init__(self, *args: Any, lr_floor_ratio: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lr_floor_ratio = lr_floor_ratio
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = linear_to_floor_schedule(
+                optimizer or self.optimizer, num_training_steps, self.lr_floor_ratio
+            )
+        return self.lr_scheduler
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if not hasattr(model, "peft_config"):
+            return super()._save(output_dir, state_dict)
+        if not self.args.should_save:
+            return None
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        # The new EOT rows live in the adapter (trainable tokens); peft would otherwise save the whole
+        # resized embedding matrix (and the LM head) because the vocabulary grew.
+        model.save_pretrained(output_dir, state_dict=state_dict, save_embedding_layers=False)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        return None
+
+
+def _append_jsonl(path: Path, obj: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj) + "\n")
+        fh.flush()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+    return rows
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Drop log lines past ``max_step`` (written after the resume state we continue from)."""
+    from lima.core.io import atomic_open
+
+    rows = [r for r in read_jsonl(path) if r.get("step", r.get("global_step", 0)) <= max_step]
+    if path.exists():
+        with atomic_open(path) as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+class LogCallback(TrainerCallback):
+    """``train_log.jsonl`` (one line per logged step) and a tqdm bar with loss and tokens/s."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / "train_log.jsonl"
+        self.bar: Any = None
+        self._last: tuple[float, int] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                            dynamic_ncols=True)  # fmt: skip
+        self._last = (time.perf_counter(), state.num_input_tokens_seen)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        now, tokens = time.perf_counter(), state.num_input_tokens_seen
+        assert self._last is not None
+        elapsed = max(now - self._last[0], 1e-9)
+        tokens_per_s = (tokens - self._last[1]) / elapsed
+        self._last = (now, tokens)
+        row = {
+            "step": state.global_step,
+            "epoch": round(state.epoch or 0.0, 6),
+            "loss": logs["loss"],
+            "lr": logs.get("learning_rate"),
+            "grad_norm": logs.get("grad_norm"),
+            "tokens_per_s": round(tokens_per_s, 1),
+        }
+        _append_jsonl(self.path, row)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{tokens_per_s:,.0f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class EpochCheckpointCallback(TrainerCallback):
+    """At each epoch end: a resume state, the dev loss, then ``checkpoints/epoch-<k>`` and ``epochs.jsonl``."""
+
+    def __init__(self, out_dir: Path, info: dict[str, Any], has_dev: bool) -> None:
+        self.out_dir = out_dir
+        self.info = info  # base_model, method, eot_token, chat_template
+        self.has_dev = has_dev
+        self.trainer: LimaTrainer | None = None
+        self._pending: int | None = None
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_save = True  # a resume state at every epoch boundary
+        epoch = round(state.epoch or 0)
+        if self.has_dev:
+            self._pending = epoch  # written once the dev loss is known (on_evaluate runs next)
+        else:
+            self._write(epoch, state, None)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self._pending is not None:
+            self._write(self._pending, state, (metrics or {}).get("eval_loss"))
+            self._pending = None
+
+    def _write(self, epoch: int, state, dev_loss: float | None) -> None:
+        assert self.trainer is not None
+        path = write_epoch_checkpoint(
+            self.trainer, self.out_dir / "checkpoints" / f"epoch-{epoch}",
+            {**self.info, "epoch": epoch, "global_step": state.global_step, "dev_loss": dev_loss},
+        )  # fmt: skip
+        if state.is_world_process_zero:
+            losses = [
+                r["loss"]
+                for r in read_jsonl(self.out_dir / "train_log.jsonl")
+                if epoch - 1 < r["epoch"] <= epoch + 1e-6 and r["step"] <= state.global_step
+            ]
+            train_loss = sum(losses) / len(losses) if losses else None
+            _append_jsonl(self.out_dir / "epochs.jsonl", {
+                "epoch": epoch, "global_step": state.global_step, "train_loss": train_loss,
+                "dev_loss": None if dev_loss is None or math.isnan(dev_loss) else dev_loss,
+                "checkpoint": str(path),
+            })  # fmt: skip
