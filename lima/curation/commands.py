@@ -1,0 +1,38 @@
+"""``lima curate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def curate(
+    config: Path = typer.Argument(..., help="A curate config, e.g. configs/curate/demo.yaml."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, dotted for nested keys."),
+    inputs: list[Path] = typer.Option(
+        None, "--input", "-i", help="A dump file or folder (repeatable); replaces the config's inputs."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/curate/<config name>)."),
+) -> None:
+    """Curate dumps (Stack Exchange, wikiHow, Reddit, JSONL sets) into a LIMA-style train/dev set with a report."""
+    from lima.core.cli_util import raise_on_sigterm
+    from lima.core.config import load_config
+    from lima.curation.config import CurateConfig
+    from lima.curation.run import run_curation
+
+    raise_on_sigterm()
+    resolved = load_config(config, CurateConfig, overrides or [])
+    out_dir = out or Path("runs") / "curate" / config.stem
+    result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
+    counts = result.counts
+    typer.echo(f"train: {counts['train']} examples -> {result.train_path}")
+    if result.dev_path is not None:
+        typer.echo(f"dev:   {counts['dev']} examples -> {result.dev_path}")
+    dropped = ", ".join(f"{r} {n}" for r, n in list(counts["reasons"].items())[:8])
+    typer.echo(f"dropped: {dropped or 'none'}")
+    typer.echo(f"report: {result.report_html}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("curate")(curate)

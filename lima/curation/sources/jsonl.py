@@ -1,0 +1,286 @@
+"""JSON-lines (and JSON-array) inputs: project records, LIMA ``train.jsonl``, FastChat/ShareGPT, Alpaca,
+``messages`` lists, and Reddit/pushshift submissions with their top comments.
+
+The format is sniffed from the first object of a file. A JSONL file can be read by byte range (a shard):
+a shard owns every line that *starts* inside ``[start, end)``. A JSON array is read whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lima.core.errors import LimaError, RecordError
+from lima.core.record import Example
+from lima.curation.config import GenericFilters, RedditFilters
+from lima.curation.filters import language_reason, length_reason
+from lima.curation.types import Drop, ShardCounts
+
+FORMATS = ("records", "lima", "fastchat", "alpaca", "messages", "reddit")
+_PREAMBLE = re.compile(r"^\s*Below is an instruction.*?###\s*Instruction:\s*", re.S | re.I)
+_RESPONSE_TAIL = re.compile(r"\s*###\s*Response:\s*$", re.I)
+_FROM_ROLE = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "system": "system",
+}
+_REDDIT_TAG = re.compile(r"^\s*\[(?:WP|SP|EU|CW|OT|IP|PI|TT|RF|MP)\]\s*", re.I)
+_GONE = {"[removed]", "[deleted]", ""}
+
+
+def sniff_format(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    conversations = obj.get("conversations")
+    if isinstance(conversations, list) and conversations:
+        return "lima" if all(isinstance(t, str) for t in conversations) else "fastchat"
+    if "messages" in obj:
+        return "records" if "source" in obj and "id" in obj else "messages"
+    if "instruction" in obj and "output" in obj:
+        return "alpaca"
+    if "title" in obj and any(k in obj for k in ("comments", "top_comments")):
+        return "reddit"
+    return None
+
+
+def _opener(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def first_object(path: Path) -> Any:
+    """The first JSON object of a JSONL file or JSON array (for sniffing), or None."""
+    try:
+        with _opener(path) as fh:
+            head = fh.read(1 << 16).lstrip(b"\xef\xbb\xbf").lstrip()
+    except (OSError, EOFError) as exc:
+        raise LimaError(f"{path}: cannot read ({exc})") from None
+    if not head:
+        raise LimaError(f"{path}: empty file; expected JSON lines or a JSON array")
+    if head.startswith(b"["):
+        array = _load_array(path)
+        return array[0] if array else None
+    for line in head.splitlines():
+        if line.strip():
+            try:
+                return json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _load_array(path: Path) -> list[Any]:
+    try:
+        with _opener(path) as fh:
+            data = json.loads(fh.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise LimaError(f"{path}: byte {exc.start}: not UTF-8; re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise LimaError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
+    if not isinstance(data, list):
+        raise LimaError(f"{path}: expected a JSON array of objects or JSON lines")
+    return data
+
+
+class BadLine(str):
+    """A line that is not a JSON value (the string is the reason)."""
+
+
+def iter_objects(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[str, Any]]:
+    """(position, object) for each record in the shard; an undecodable line gives a :class:`BadLine`."""
+    with _opener(path) as fh:
+        first = fh.read(1).lstrip(b"\xef\xbb\xbf") if start == 0 else b""
+        is_array = first == b"[" or (
+            start == 0 and first.isspace() and fh.read(1 << 12).lstrip().startswith(b"[")
+        )
+    if is_array:
+        for i, obj in enumerate(_load_array(path)):
+            yield f"{i}", obj
+        return
+    with _opener(path) as fh:
+        if start:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                fh.readline()  # a partial line belongs to the previous shard
+        while True:
+            pos = fh.tell()
+            if end is not None and pos >= end:
+                return
+            raw = fh.readline()
+            if not raw:
+                return
+            if not raw.strip():
+                continue
+            try:
+                yield f"{pos}", json.loads(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                yield f"{pos}", BadLine("not_utf8")
+            except json.JSONDecodeError:
+                yield f"{pos}", BadLine("bad_json")
+
+
+def strip_preamble(text: str) -> str:
+    return _RESPONSE_TAIL.sub("", _PREAMBLE.sub("", text, count=1)).strip()
+
+
+def _to_example(
+    fmt: str,
+    obj: Any,
+    path: Path,
+    pos: str,
+    rules: GenericFilters,
+    reddit: RedditFilters,
+    default_source: str,
+) -> Example | str:
+    """An Example, or the name of the reason the object does not make one."""
+    if not isinstance(obj, dict):
+        return "bad_record"
+    rid = str(obj.get("id") or f"{path.stem}-{pos}")
+    if fmt == "records":
+        try:
+            return Example.from_dict(obj, f"{path}@{pos}")
+        except RecordError:
+            return "bad_record"
+    if fmt == "reddit":
+        return _reddit(obj, rid, reddit)
+    messages: list[dict[str, str]] = []
+    if fmt == "lima":
+        turns = obj.get("conversations") or []
+        if not all(isinstance(t, str) for t in turns):
+            return "bad_record"
+        messages = [
+            {"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)
+        ]
+    elif fmt == "fastchat":
+        for turn in obj.get("conversations") or []:
+            role = _FROM_ROLE.get(str(turn.get("from", "")).lower()) if isinstance(turn, dict) else None
+            if role is None or not isinstance(turn.get("value"), str):
+                return "bad_record"
+            messages.append({"role": role, "content": turn["value"]})
+    elif fmt == "messages":
+        for turn in obj.get("messages") or []:
+            if (
+                not isinstance(turn, dict)
+                or turn.get("role") not in ("system", "user", "assistant")
+                or not isinstance(turn.get("content"), str)
+            ):
+                return "bad_record"
+            messages.append({"role": turn["role"], "content": turn["content"]})
+    elif fmt == "alpaca":
+        instruction, extra, output = obj.get("instruction"), obj.get("input") or "", obj.get("output")
+        if not isinstance(instruction, str) or not isinstance(output, str) or not isinstance(extra, str):
+            return "bad_record"
+        prompt = f"{instruction.strip()}\n\n{extra.strip()}" if extra.strip() else instruction.strip()
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+    if rules.strip_preamble:
+        for m in messages:
+            if m["role"] == "user":
+                m["content"] = strip_preamble(m["content"])
+    if not any(m["role"] == "user" and m["content"].strip() for m in messages):
+        return "no_prompt"
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+        return "no_response"
+    meta = {k: v for k, v in obj.items() if k in ("score", "url", "license") and v is not None}
+    source = obj.get("source") if isinstance(obj.get("source"), str) and obj.get("source") else default_source
+    meta["group"] = source
+    domain = obj.get("domain") if isinstance(obj.get("domain"), str) else ""
+    return Example(id=rid, source=source, domain=domain or source, messages=messages, meta=meta)
+
+
+def _reddit(obj: dict[str, Any], rid: str, rules: RedditFilters) -> Example | str:
+    title = obj.get("title")
+    comments = obj.get("comments") or obj.get("top_comments") or []
+    if not isinstance(title, str) or not isinstance(comments, list):
+        return "bad_record"
+    usable = [
+        c
+        for c in comments
+        if isinstance(c, dict)
+        and isinstance(c.get("body"), str)
+        and c["body"].strip() not in _GONE
+        and c.get("author") != "AutoModerator"
+    ]
+    if not usable:
+        return "no_answer"
+    top = max(usable, key=lambda c: int(c.get("score") or 0))
+    if rules.min_score is not None and int(top.get("score") or 0) < rules.min_score:
+        return "answer_score"
+    prompt = _REDDIT_TAG.sub("", title).strip() if rules.strip_tags else title.strip()
+    body = obj.get("selftext") if isinstance(obj.get("selftext"), str) else ""
+    if body.strip() not in _GONE:
+        prompt = f"{prompt}\n\n{body.strip()}"
+    subreddit = str(obj.get("subreddit") or "reddit")
+    return Example(
+        id=f"reddit-{rid}",
+        source="reddit",
+        domain=subreddit,
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": top["body"].strip()}],
+        meta={
+            "score": int(top.get("score") or 0),
+            "submission_score": obj.get("score"),
+            "group": "reddit",
+            "url": obj.get("permalink") or obj.get("url"),
+        },
+    )
+
+
+def default_source_for(path: Path, fmt: str) -> str:
+    if fmt in ("lima", "fastchat") and "lima" in path.name.lower():
+        return "lima"
+    return {"fastchat": "sharegpt", "messages": "sharegpt"}.get(fmt, fmt)
+
+
+def read_jsonl(
+    path: Path,
+    fmt: str,
+    counts: ShardCounts,
+    generic: GenericFilters,
+    reddit: RedditFilters,
+    language: str | None,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[Example | Drop]:
+    default_source = default_source_for(path, fmt)
+    for pos, obj in iter_objects(path, start, end):
+        counts.rows_in += 1
+        result = (
+            obj
+            if isinstance(obj, BadLine)
+            else _to_example(fmt, obj, path, pos, generic, reddit, default_source)
+        )
+        if isinstance(result, str):
+            counts.drop(result)
+            rid = str(obj.get("id") if isinstance(obj, dict) and obj.get("id") else f"{path.stem}-{pos}")
+            yield Drop(id=rid, source=default_source, reason=result, stage="read")
+            continue
+        rules_min, rules_max = (
+            (reddit.min_chars, reddit.max_chars)
+            if fmt == "reddit"
+            else (generic.min_chars, generic.max_chars)
+        )
+        reason = length_reason(result.response, rules_min, rules_max) or language_reason(
+            result.response, language
+        )
+        if reason:
+            counts.drop(reason)
+            yield Drop(
+                id=result.id,
+                source=result.source,
+                domain=result.domain,
+                reason=reason,
+                prompt=result.prompt,
+                response=result.response,
+            )
+            continue
+        counts.kept += 1
+        yield result

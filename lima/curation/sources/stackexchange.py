@@ -1,0 +1,279 @@
+"""Stack Exchange ``Posts.xml`` (plain, inside a per-site ``SITE.7z``, or a directory of them).
+
+Two streaming passes keep memory bounded by the number of *surviving* questions, never by the dump's
+bodies: pass 1 keeps ids, scores and raw lengths and picks each question's top answer (the accepted one
+breaks ties) and applies the cheap filters; pass 2 reads only the bodies of the pairs still in the running,
+converts them to Markdown and applies the text filters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from lima.core.errors import LimaError
+from lima.core.io import stable_hash
+from lima.core.record import Example
+from lima.curation.config import StackExchangeFilters
+from lima.curation.filters import has_first_person, language_reason, length_reason, reference_phrase
+from lima.curation.html import html_to_markdown
+from lima.curation.types import Drop, ShardCounts
+
+SOURCE = "stackexchange"
+QUESTION, ANSWER = "1", "2"
+_NON_POSTS = {
+    "3": "orphaned_tag_wiki",
+    "4": "tag_wiki_excerpt",
+    "5": "tag_wiki",
+    "6": "moderator_nomination",
+    "7": "placeholder",
+    "8": "privilege_wiki",
+}
+_QUESTION_WORDS = re.compile(
+    r"^(how|what|why|when|where|which|who|whom|whose|is|are|was|were|do|does|did|can|could|should|would|"
+    r"will|shall|may|might|must|has|have|had|am)\b",
+    re.I,
+)
+# The CC BY-SA version of a post follows its creation date (Stack Exchange moved to 4.0 on 2018-05-02).
+_CC4_FROM = "2018-05-02"
+
+
+def site_of(path: Path) -> str:
+    """``beer.stackexchange.com-Posts.xml`` / ``beer.stackexchange.com.7z`` / ``beer…/Posts.xml`` → site."""
+    name = path.name
+    if name.lower().endswith(".7z"):
+        return name[:-3]
+    stem = re.sub(r"[-_.]?Posts\.xml$", "", name, flags=re.I)
+    return stem or path.parent.name
+
+
+def parse_tags(raw: str | None) -> list[str]:
+    """Both dump forms: ``<a><b>`` (entity-escaped in the file) and ``|a|b|``."""
+    if not raw:
+        return []
+    if raw.startswith("<"):
+        return re.findall(r"<([^<>]+)>", raw)
+    return [t for t in raw.split("|") if t]
+
+
+def self_contained_title(title: str) -> bool:
+    """LIMA keeps questions whose title alone is the question: a question mark or a question word."""
+    title = title.strip()
+    return len(title.split()) >= 3 and (title.endswith("?") or _QUESTION_WORDS.match(title) is not None)
+
+
+@dataclass
+class _Top:
+    """A question's best answer so far: its score and the ids (with raw body lengths) tied at that score."""
+
+    score: int
+    tied: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _rows(path: Path) -> Iterator[etree._Element]:
+    """Stream ``<row>`` elements, freeing each (and its finished siblings) after use."""
+    try:
+        for _, elem in etree.iterparse(
+            str(path), events=("end",), tag="row", huge_tree=True, resolve_entities=False, no_network=True
+        ):
+            yield elem
+            elem.clear()
+            while elem.getprevious() is not None:
+                del elem.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        line, col = exc.position if exc.position else (0, 0)
+        raise LimaError(
+            f"{path}: line {line}, column {col}: malformed or truncated XML ({exc.msg}); "
+            "re-download or re-extract the dump"
+        ) from None
+    except OSError as exc:
+        raise LimaError(f"{path}: cannot read ({exc})") from None
+
+
+@contextlib.contextmanager
+def posts_file(path: Path) -> Iterator[Path]:
+    """The ``Posts.xml`` to read: the file itself, or extracted from a ``.7z`` into a temp dir."""
+    if path.suffix.lower() != ".7z":
+        yield path
+        return
+    import py7zr
+
+    try:
+        with py7zr.SevenZipFile(path, "r") as archive:
+            names = [n for n in archive.getnames() if Path(n).name.lower() == "posts.xml"]
+            if not names:
+                raise LimaError(
+                    f"{path}: the archive holds no Posts.xml (it has {len(archive.getnames())} files)"
+                )
+            with tempfile.TemporaryDirectory(prefix="lima-7z-") as tmp:
+                archive.extract(path=tmp, targets=names[:1])
+                yield Path(tmp) / names[0]
+    except (py7zr.Bad7zFile, py7zr.exceptions.ArchiveError, EOFError, OSError) as exc:
+        raise LimaError(f"{path}: not a readable 7z archive ({exc}); re-download the site dump") from None
+
+
+def _license(date: str | None) -> str:
+    return "CC BY-SA 4.0" if (date or "") >= _CC4_FROM else "CC BY-SA 3.0"
+
+
+def read_stackexchange(
+    path: Path,
+    rules: StackExchangeFilters,
+    seed: int,
+    counts: ShardCounts,
+    group: str,
+    language: str | None = None,
+) -> Iterator[Example | Drop]:
+    site = site_of(path)
+    with posts_file(path) as posts:
+        yield from _read_posts(posts, site, rules, seed, counts, group, language)
+
+
+def _read_posts(
+    posts: Path,
+    site: str,
+    rules: StackExchangeFilters,
+    seed: int,
+    counts: ShardCounts,
+    group: str,
+    language: str | None,
+) -> Iterator[Example | Drop]:
+    def drop(qid: int | str, reason: str, **text: str) -> Drop:
+        counts.drop(reason)
+        return Drop(id=f"{site}-{qid}", source=SOURCE, domain=site, reason=reason, **text)
+
+    # Pass 1: ids, scores, raw lengths.
+    questions: dict[int, int] = {}  # question id -> accepted answer id (0 = none)
+    top: dict[int, _Top] = {}  # question id -> best answer so far
+    seen_questions: set[int] = set()
+    for row in _rows(posts):
+        kind = row.get("PostTypeId")
+        post_id = _int(row.get("Id"), -1)
+        if kind == QUESTION:
+            counts.rows_in += 1
+            seen_questions.add(post_id)
+            title = row.get("Title") or ""
+            if post_id < 0:
+                yield drop(f"row{counts.rows_in}", "bad_row")
+            elif row.get("Body") is None:
+                yield drop(post_id, "missing_body")
+            elif not title.strip():
+                yield drop(post_id, "missing_title")
+            elif rules.min_question_score is not None and _int(row.get("Score")) < rules.min_question_score:
+                yield drop(post_id, "question_score")
+            elif rules.self_contained_title and not self_contained_title(title):
+                yield drop(post_id, "title_not_a_question", prompt=title)
+            else:
+                questions[post_id] = _int(row.get("AcceptedAnswerId"))
+        elif kind == ANSWER:
+            parent = _int(row.get("ParentId"), -1)
+            body = row.get("Body")
+            if parent < 0 or post_id < 0 or body is None:
+                counts.skip("answer_without_parent_or_body")
+                continue
+            score = _int(row.get("Score"))
+            best = top.get(parent)
+            if best is None or score > best.score:
+                top[parent] = _Top(score, [(post_id, len(body))])
+            elif score == best.score:
+                best.tied.append((post_id, len(body)))
+        else:
+            counts.skip(_NON_POSTS.get(kind or "", f"post_type_{kind}"))
+
+    orphans = sum(1 for parent in top if parent not in seen_questions)
+    if orphans:
+        counts.skipped_rows["answers_to_missing_question"] = orphans
+    del seen_questions
+    wanted: dict[int, int] = {}  # answer id -> question id
+    raw_min = rules.min_chars * rules.raw_min_fraction if rules.min_chars else None
+    for qid, accepted in questions.items():
+        best = top.get(qid)
+        if best is None:
+            yield drop(qid, "no_answer")
+            continue
+        aid, raw_len = next(((a, n) for a, n in best.tied if a == accepted), min(best.tied))
+        if rules.min_answer_score is not None and best.score < rules.min_answer_score:
+            yield drop(qid, "answer_score")
+        elif raw_min is not None and raw_len < raw_min:
+            yield drop(qid, "too_short_raw")
+        elif rules.max_chars is not None and raw_len > rules.max_chars * 20:
+            yield drop(qid, "too_long_raw")
+        else:
+            wanted[aid] = qid
+    del top
+    wanted_questions = set(wanted.values())
+    questions = {}
+
+    # Pass 2: bodies of the pairs still in the running, joined as both halves arrive.
+    pending_q: dict[int, tuple[str, str, str, int, str]] = {}
+    pending_a: dict[int, tuple[str, int, int]] = {}  # question id -> (body, score, answer id)
+    for row in _rows(posts):
+        post_id = _int(row.get("Id"), -1)
+        if post_id in wanted_questions:
+            pending_q[post_id] = (
+                row.get("Title") or "",
+                row.get("Body") or "",
+                row.get("Tags") or "",
+                _int(row.get("Score")),
+                row.get("CreationDate") or "",
+            )
+            qid = post_id
+        elif post_id in wanted:
+            qid = wanted[post_id]
+            pending_a[qid] = (row.get("Body") or "", _int(row.get("Score")), post_id)
+        else:
+            continue
+        if qid in pending_q and qid in pending_a:
+            yield _pair(
+                site, qid, pending_q.pop(qid), pending_a.pop(qid), rules, seed, counts, group, language, drop
+            )
+
+
+def _pair(site, qid, question, answer, rules, seed, counts, group, language, drop) -> Example | Drop:
+    title, q_body, tags, q_score, date = question
+    a_body, a_score, aid = answer
+    response = html_to_markdown(a_body)
+    use_title = rules.prompt_from == "title" or (
+        rules.prompt_from == "random" and random.Random(stable_hash([seed, site, qid])).random() < 0.5
+    )
+    prompt = title.strip() if use_title else html_to_markdown(q_body) or title.strip()
+    reason = length_reason(response, rules.min_chars, rules.max_chars)
+    if reason is None and rules.no_first_person and has_first_person(response):
+        reason = "first_person"
+    if reason is None and rules.no_references and reference_phrase(response, rules.reference_phrases):
+        reason = "refers_to_other_answers"
+    if reason is None:
+        reason = language_reason(prompt + "\n" + response, language)
+    if reason is not None:
+        return drop(qid, reason, prompt=prompt, response=response)
+    counts.kept += 1
+    return Example(
+        id=f"{site}-{qid}",
+        source=SOURCE,
+        domain=site,
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+        meta={
+            "score": a_score,
+            "question_score": q_score,
+            "answer_id": aid,
+            "group": group,
+            "tags": parse_tags(tags),
+            "prompt_from": "title" if use_title else "body",
+            "url": f"https://{site}/questions/{qid}",
+            "license": _license(date),
+        },
+    )

@@ -1,0 +1,210 @@
+"""wikiHow CSVs in three layouts, detected from the header:
+
+- per step:    ``title,heading,paragraph`` (rows of one article are consecutive)
+- per article: ``title,result`` (a numbered step list in one cell)
+- wikihowAll:  ``headline,title,text``
+
+An optional ``category`` column becomes the domain (LIMA samples a category, then an article).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from lima.core.errors import LimaError
+from lima.core.io import stable_hash
+from lima.core.record import Example
+from lima.curation.config import WikiHowFilters
+from lima.curation.filters import language_reason, length_reason
+from lima.curation.html import strip_urls
+from lima.curation.types import Drop, ShardCounts
+
+SOURCE = "wikihow"
+LAYOUTS = {
+    "steps": ("title", "heading", "paragraph"),
+    "articles": ("title", "result"),
+    "wikihowall": ("headline", "title", "text"),
+}
+_THIS_ARTICLE = re.compile(r"\b([Tt])his (?:article|wikiHow)\b")
+_CITATION = re.compile(r"\[\d+\]")
+_NUMBERED = re.compile(r"^\s*(\d+)[.)]\s*")
+_SUBTITLE = re.compile(r"\s*:\s*\d*\+?\s*(?:easy|simple|quick|best|useful|effective)?\b.*$", re.I)
+
+csv.field_size_limit(min(sys.maxsize, 1 << 30))
+
+
+def prompt_from_title(title: str) -> str:
+    """``How to Remove Lint from Clothes: 14+ Easy Methods`` / ``Get a MAC Address`` → ``How to …?``."""
+    title = re.sub(r"\d+$", "", title.strip())  # wikihowAll titles carry a trailing index ("...Artist1")
+    title = _SUBTITLE.sub("", title).strip().rstrip("?.!").strip()
+    if not re.match(r"how to\b", title, re.I):
+        if len(title) > 1 and title[0].isupper() and title[1].islower():
+            title = title[0].lower() + title[1:]
+        title = f"How to {title}"
+    return title + "?"
+
+
+def clean_text(text: str, rules: WikiHowFilters) -> str:
+    text = _CITATION.sub("", text)
+    text = strip_urls(text)
+    if rules.rewrite_this_article:
+        text = _THIS_ARTICLE.sub(
+            lambda m: "The following answer" if m.group(1) == "T" else "the following answer", text
+        )
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def _pruned(heading: str, rules: WikiHowFilters) -> bool:
+    return heading.strip().rstrip(":.").lower() in rules.prune_sections
+
+
+def _steps_markdown(steps: list[tuple[str, str]], rules: WikiHowFilters) -> str:
+    """Numbered Markdown steps: the bold step headline, then its paragraph without the repeated headline."""
+    lines = []
+    for heading, paragraph in steps:
+        heading = clean_text(heading, rules)
+        paragraph = clean_text(paragraph, rules)
+        if heading and paragraph.startswith(heading):
+            paragraph = paragraph[len(heading) :].strip()
+        item = f"**{heading}** {paragraph}".strip() if heading else paragraph
+        lines.append(f"{len(lines) + 1}. {item}")
+    return "\n".join(lines)
+
+
+def _article_markdown(result: str, rules: WikiHowFilters) -> tuple[str, int]:
+    lines, steps = [], 0
+    for raw in result.splitlines():
+        line = clean_text(raw, rules)
+        if not line:
+            continue
+        if _NUMBERED.match(line):
+            steps += 1
+            line = _NUMBERED.sub(f"{steps}. ", line)
+        lines.append(line)
+    return "\n".join(lines), max(steps, 1 if lines else 0)
+
+
+def _all_markdown(text: str, rules: WikiHowFilters) -> tuple[str, int]:
+    paragraphs = [clean_text(p.strip().lstrip(",;").strip(), rules) for p in re.split(r"\n+", text)]
+    paragraphs = [p for p in paragraphs if p and not _pruned(p, rules)]
+    return "\n\n".join(paragraphs), len(paragraphs)
+
+
+def _open_csv(path: Path) -> tuple[csv.DictReader, object, str]:
+    # surrogateescape: a row with bytes that are not UTF-8 is counted and skipped, not fatal.
+    try:
+        fh = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise LimaError(f"{path}: cannot read ({exc})") from None
+    reader = csv.DictReader(fh)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if not header:
+        fh.close()
+        raise LimaError(f"{path}: empty file; expected a wikiHow CSV with a header row")
+    reader.fieldnames = header
+    for layout, columns in LAYOUTS.items():
+        if all(c in header for c in columns):
+            return reader, fh, layout
+    fh.close()
+    raise LimaError(
+        f"{path}: line 1: header {','.join(header)} matches no wikiHow layout; expected one of "
+        + " | ".join(",".join(c) for c in LAYOUTS.values())
+    )
+
+
+def _rows(reader: csv.DictReader, path: Path, counts: ShardCounts) -> Iterator[dict[str, str] | Drop]:
+    """Rows that are well-formed UTF-8 with every column; the rest become counted Drops."""
+    width = len(reader.fieldnames or [])
+
+    def bad(reason: str) -> Drop:
+        counts.rows_in += 1
+        counts.drop(reason)
+        return Drop(id=f"{path.name}:line{reader.line_num}", source=SOURCE, reason=reason, stage="read")
+
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield bad("malformed_row")
+            continue
+        if None in row or any(v is None for v in row.values()) or len(row) != width:
+            yield bad("malformed_row")
+            continue
+        if any("\udc80" <= ch <= "\udcff" for v in row.values() for ch in v):
+            yield bad("not_utf8")
+            continue
+        yield row
+
+
+def read_wikihow(
+    path: Path, rules: WikiHowFilters, counts: ShardCounts, language: str | None = None
+) -> Iterator[Example | Drop]:
+    reader, fh, layout = _open_csv(path)
+    try:
+        yield from _articles(reader, layout, path, rules, counts, language)
+    finally:
+        fh.close()  # type: ignore[attr-defined]
+
+
+def _articles(reader, layout, path, rules, counts, language) -> Iterator[Example | Drop]:
+    if layout == "steps":
+        current: str | None = None
+        category = ""
+        steps: list[tuple[str, str]] = []
+        for row in _rows(reader, path, counts):
+            if isinstance(row, Drop):
+                yield row
+                continue
+            if row["title"] != current:
+                if current is not None:
+                    yield _article(
+                        current, category, _steps_markdown(steps, rules), len(steps), rules, counts, language
+                    )
+                current, category, steps = row["title"], row.get("category", ""), []
+            if not _pruned(row["heading"], rules) and row["paragraph"].strip():
+                steps.append((row["heading"], row["paragraph"]))
+        if current is not None:
+            yield _article(
+                current, category, _steps_markdown(steps, rules), len(steps), rules, counts, language
+            )
+        return
+    for row in _rows(reader, path, counts):
+        if isinstance(row, Drop):
+            yield row
+            continue
+        if layout == "articles":
+            body, n_steps = _article_markdown(row["result"], rules)
+        else:
+            body, n_steps = _all_markdown(row["text"], rules)
+        yield _article(row["title"], row.get("category", ""), body, n_steps, rules, counts, language)
+
+
+def _article(title, category, body, n_steps, rules, counts, language) -> Example | Drop:
+    counts.rows_in += 1
+    domain = (category or "").strip() or "wikihow"
+    prompt = prompt_from_title(title)
+    record_id = f"wikihow-{stable_hash(title.strip())[:12]}"
+    reason = None
+    if not title.strip():
+        reason = "missing_title"
+    elif n_steps < rules.min_steps or not body:
+        reason = "no_steps"
+    else:
+        reason = length_reason(body, rules.min_chars, rules.max_chars) or language_reason(body, language)
+    if reason:
+        counts.drop(reason)
+        return Drop(id=record_id, source=SOURCE, domain=domain, reason=reason, prompt=prompt, response=body)
+    counts.kept += 1
+    return Example(
+        id=record_id,
+        source=SOURCE,
+        domain=domain,
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": body}],
+        meta={"title": title.strip(), "steps": n_steps, "group": SOURCE, "license": "CC BY-NC-SA 3.0"},
+    )
