@@ -53,6 +53,7 @@ class ChatRequest:
     top_p: float | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    extra_body: dict[str, Any] | None = None  # server-specific fields, e.g. vLLM's repetition_penalty
 
 
 @dataclass
@@ -299,6 +300,8 @@ class LLMClient:
             kwargs["stop"] = request.stop
         if request.seed is not None:
             kwargs["seed"] = request.seed
+        if request.extra_body:
+            kwargs["extra_body"] = request.extra_body
         where = f"{self.endpoint.base_url} (model {self.endpoint.model!r})"
         attempt = 0
         while True:

@@ -1,0 +1,160 @@
+"""Reading prompt sources and generation files, with one-line errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lima.core.errors import LimaError
+
+GEN_FIELDS = ("prompt_id", "prompt", "model", "output", "settings")
+
+
+@dataclass
+class Prompt:
+    id: str
+    text: str  # the (last) user turn, what a judge sees as the question
+    messages: list[dict[str, str]] = field(default_factory=list)  # the full conversation to continue
+
+    def chat(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        messages = self.messages or [{"role": "user", "content": self.text}]
+        if system_prompt and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system_prompt}, *messages]
+        return messages
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LimaError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+
+
+def detect_prompt_format(path: Path) -> str:
+    if path.suffix == ".txt":
+        return "text"
+    for _, obj in _json_lines(path):
+        if isinstance(obj, dict) and "conversations" in obj:
+            return "lima_test"
+        if isinstance(obj, dict) and "messages" in obj:
+            return "records"
+        if isinstance(obj, dict) and "prompt_id" in obj:
+            return "generations"
+        break
+    raise LimaError(
+        f"{path}: cannot tell the prompt format: expected the LIMA test file (conversations: [prompt]), "
+        "example records (messages), a generations file (prompt_id, prompt) or a .txt file; set prompt_format"
+    )
+
+
+def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
+    """Prompts from the LIMA test file, record-format JSONL, a generations file or one prompt per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise LimaError(f"{path}: prompt file not found (set prompts: or pass --prompts)")
+    fmt = detect_prompt_format(path) if fmt == "auto" else fmt
+    prompts: list[Prompt] = []
+    if fmt == "text":
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                prompts.append(Prompt(f"{path.stem}-{lineno}", line.strip()))
+    elif fmt == "lima_test":
+        for lineno, obj in _json_lines(path):
+            turns = obj.get("conversations") if isinstance(obj, dict) else None
+            if not turns or not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+                raise LimaError(f"{path}:{lineno}: conversations: expected a list of strings")
+            roles = ["user", "assistant"] * len(turns)
+            messages = [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)]
+            if messages[-1]["role"] != "user":
+                messages = messages[:-1]  # a trailing reference answer is not part of the prompt
+            prompts.append(Prompt(f"{path.stem}-{lineno}", messages[-1]["content"], messages))
+    elif fmt == "records":
+        from lima.core.record import read_records
+
+        for example in read_records(path):
+            messages = list(example.messages)
+            while messages and messages[-1]["role"] == "assistant":
+                messages.pop()
+            if not messages or messages[-1]["role"] != "user":
+                raise LimaError(f"{path}: record {example.id}: no user turn to answer")
+            prompts.append(Prompt(example.id, messages[-1]["content"], messages))
+    elif fmt == "generations":
+        prompts = [Prompt(r["prompt_id"], r["prompt"]) for r in read_generations(path, allow_empty=True)]
+    else:
+        raise LimaError(f"unknown prompt_format {fmt!r}")
+    seen: dict[str, int] = {}
+    for i, prompt in enumerate(prompts):
+        if prompt.id in seen:
+            raise LimaError(
+                f"{path}: duplicate prompt id {prompt.id!r} (entries {seen[prompt.id] + 1} and {i + 1})"
+            )
+        seen[prompt.id] = i
+    if not prompts:
+        raise LimaError(f"{path}: no prompts found")
+    return prompts
+
+
+def read_generations(path: str | os.PathLike, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """A ``lima generate`` output file, validated: fields present, ids unique, outputs non-empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise LimaError(f"{path}: generations file not found")
+    records: list[dict[str, Any]] = []
+    lines: dict[str, int] = {}
+    empty: list[str] = []
+    for lineno, obj in _json_lines(path):
+        if not isinstance(obj, dict):
+            raise LimaError(f"{path}:{lineno}: expected a JSON object with {', '.join(GEN_FIELDS)}")
+        missing = [f for f in ("prompt_id", "prompt", "output") if f not in obj]
+        if missing:
+            raise LimaError(
+                f"{path}:{lineno}: missing field(s) {', '.join(missing)}; is this a `lima generate` file?"
+            )
+        pid = str(obj["prompt_id"])
+        if pid in lines:
+            raise LimaError(f"{path}:{lineno}: duplicate prompt_id {pid!r} (first on line {lines[pid]})")
+        lines[pid] = lineno
+        if not isinstance(obj["output"], str) or not obj["output"].strip():
+            empty.append(f"{lineno}")
+        records.append({**obj, "prompt_id": pid})
+    if empty and not allow_empty:
+        shown = ", ".join(empty[:5]) + (" …" if len(empty) > 5 else "")
+        raise LimaError(
+            f"{path}: {len(empty)} empty output(s) on line(s) {shown}; regenerate them "
+            "(delete those lines and rerun `lima generate`, which resumes) or set allow_empty=true"
+        )
+    if not records:
+        raise LimaError(f"{path}: no generations")
+    return records
+
+
+def pair_generations(
+    gen_a: list[dict[str, Any]], gen_b: list[dict[str, Any]], path_a: Path, path_b: Path
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Match two generation files by prompt_id; they must cover the same prompts."""
+    by_b = {r["prompt_id"]: r for r in gen_b}
+    ids_a = [r["prompt_id"] for r in gen_a]
+    only_a = [i for i in ids_a if i not in by_b]
+    only_b = sorted(set(by_b) - set(ids_a))
+    if only_a or only_b:
+        raise LimaError(
+            f"{path_a} and {path_b} cover different prompts: {len(only_a)} id(s) only in A "
+            f"(e.g. {only_a[:3]}), {len(only_b)} only in B (e.g. {only_b[:3]}); generate both from the same prompt file"
+        )
+    pairs = []
+    for record in gen_a:
+        other = by_b[record["prompt_id"]]
+        if other["prompt"] != record["prompt"]:
+            raise LimaError(
+                f"{path_a} / {path_b}: prompt_id {record['prompt_id']!r} has different prompt texts"
+            )
+        pairs.append((record, other))
+    return pairs

@@ -1,0 +1,125 @@
+"""LIMA's stacked win/tie/loss bar chart and a self-contained HTML report (all text HTML-escaped)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from lima.core.io import atomic_open
+
+COLORS = {"win": "#2e7d32", "tie": "#bdbdbd", "loss": "#c62828"}
+
+
+def esc(value: Any) -> str:
+    """HTML-escape any value (quotes included): model outputs and prompts are untrusted text."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str | None = None) -> Path:
+    """One horizontal bar per baseline: wins / ties / losses of ``model`` in percent (LIMA, Figure 1).
+
+    ``summaries`` maps a baseline's name to a judge summary (``win_pct``, ``tie_pct``, ``loss_pct``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summaries)
+    subject = model or "model"
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.4), dpi=120)
+    left = [0.0] * len(names)
+    for part, key, label in (
+        ("win", "win_pct", f"{subject} wins"),
+        ("tie", "tie_pct", "tie"),
+        ("loss", "loss_pct", f"{subject} loses"),
+    ):
+        values = [float(summaries[n].get(key) or 0.0) for n in names]
+        bars = ax.barh(names, values, left=left, color=COLORS[part], label=label, edgecolor="white")
+        for bar, value in zip(bars, values, strict=True):
+            if value >= 6:
+                ax.text(
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_y() + bar.get_height() / 2,
+                    f"{value:.0f}%",
+                    ha="center",
+                    va="center",
+                    color="white" if part != "tie" else "black",
+                    fontsize=9,
+                )
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of prompts")
+    ax.invert_yaxis()
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(names) < 3 else -0.15), ncol=3, frameon=False
+    )
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return path
+
+
+def _img(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="win/tie/loss chart" src="data:image/png;base64,{data}">'
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
+pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;padding:6px;margin:0}
+.err{color:#c62828}"""
+
+
+def write_judge_report(
+    summary: dict[str, Any], judgments: list[dict[str, Any]], path: Path, chart: Path
+) -> Path:
+    """A single HTML file: summary table, the chart, and every judgment with both raw judge replies."""
+    keys = (
+        "n",
+        "errors",
+        "win_pct",
+        "tie_pct",
+        "loss_pct",
+        "win_rate",
+        "ci95",
+        "lc_win_rate",
+        "position_consistency",
+        "first_position_pick_pct",
+        "mean_len_a",
+        "mean_len_b",
+        "judge",
+        "template",
+    )
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys)
+    items = []
+    for j in judgments:
+        replies = "".join(
+            f"<p><b>order {esc(o['order'])}</b>: verdict {esc(o['verdict'])} "
+            f"{'<span class=err>' + esc(o['error']) + '</span>' if o['error'] else ''}</p><pre>{esc(o['raw'])}</pre>"
+            for o in j["orders"]
+        )
+        verdict = esc(j["verdict"]) if j["verdict"] else f"<span class=err>error: {esc(j['error'])}</span>"
+        items.append(
+            f"<tr><td>{esc(j['prompt_id'])}</td><td>{verdict}</td><td><pre>{esc(j['prompt'])}</pre></td>"
+            f"<td><pre>{esc(j['output_a'])}</pre></td><td><pre>{esc(j['output_b'])}</pre></td>"
+            f"<td><details><summary>judge replies</summary>{replies}</details></td></tr>"
+        )
+    title = f"{summary.get('model_a')} vs {summary.get('model_b')}"
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{_STYLE}</style>"
+        f"</head><body><h1>{esc(title)}</h1><table>{rows}</table>{_img(chart)}<h2>Judgments</h2><table>"
+        f"<tr><th>id</th><th>verdict (A = {esc(summary.get('model_a'))})</th><th>prompt</th><th>A</th><th>B</th>"
+        f"<th>judge</th></tr>{''.join(items)}</table></body></html>\n"
+    )
+    with atomic_open(path) as fh:
+        fh.write(page)
+    return path
