@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def site_group(site: str, groups: dict[str, str], default: str) -> str:
     return groups.get(short, default)
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of this package's source: a finished shard is reused only by the same curation code."""
+    package = Path(__file__).resolve().parent
+    return stable_hash([[str(p.relative_to(package)), p.read_text(encoding="utf-8")] for p in sorted(package.rglob("*.py"))])
+
+
 def fingerprint(shard: Shard, config: CurateConfig, groups: dict[str, str]) -> str:
     stat = os.stat(shard.path)
     relevant = {
@@ -55,7 +63,7 @@ def fingerprint(shard: Shard, config: CurateConfig, groups: dict[str, str]) -> s
         "groups": groups,
         "default_group": config.default_site_group,
     }
-    return stable_hash([shard.__dict__, stat.st_size, stat.st_mtime_ns, relevant])
+    return stable_hash([shard.__dict__, stat.st_size, stat.st_mtime_ns, relevant, code_version()])
 
 
 def shard_dir(work_dir: Path, shard: Shard) -> Path:

@@ -32,6 +32,8 @@ LAYOUTS = {
 _THIS_ARTICLE = re.compile(r"\b([Tt])his (?:article|wikiHow)\b")
 _CITATION = re.compile(r"\[\d+\]")
 _NUMBERED = re.compile(r"^\s*(\d+)[.)]\s*")
+# Some rows run the steps together ("1. Open Messages.2. Tap New Message."): break before each number.
+_RUN_ON_STEP = re.compile(r"(?<=[.!?)\"'])[ \t]*(?=\d{1,3}\.\s*[A-Z])")
 _SUBTITLE = re.compile(r"\s*:\s*\d*\+?\s*(?:easy|simple|quick|best|useful|effective)?\b.*$", re.I)
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))
@@ -77,7 +79,7 @@ def _steps_markdown(steps: list[tuple[str, str]], rules: WikiHowFilters) -> str:
 
 def _article_markdown(result: str, rules: WikiHowFilters) -> tuple[str, int]:
     lines, steps = [], 0
-    for raw in result.splitlines():
+    for raw in _RUN_ON_STEP.sub("\n", result).splitlines():
         line = clean_text(raw, rules)
         if not line:
             continue
