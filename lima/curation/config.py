@@ -120,8 +120,8 @@ class QualityConfig(Config):
 
 class SelectionConfig(Config):
     # Examples per group; a group is "stem"/"other" for Stack Exchange (by site), else the record's source.
-    # Empty = keep every candidate. Groups not named here are dropped (reason "no_quota").
-    quotas: dict[str, int] = Field(default_factory=dict)
+    # null (or {}) = keep every candidate. Groups not named here are dropped (reason "no_quota").
+    quotas: dict[str, int] | None = Field(default_factory=dict)
     temperature: float = Field(3.0, gt=0.0)  # p(domain) ∝ n_domain^(1/τ)
     order: Literal["score", "random", "diversity", "length", "quality"] = "score"
     diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken

@@ -29,7 +29,7 @@ _CONVERTER = _LimaConverter(
     heading_style="ATX", bullets="-", escape_underscores=False, escape_asterisks=False
 )
 _BLANKS = re.compile(r"\n{3,}")
-_BARE_URL = re.compile(r"(?<![`\w])(?:https?://|www\.)\S+", re.I)
+_BARE_URL = re.compile(r"\S*(?:https?://|www\.)\S+", re.I)  # the whole token that holds a URL
 
 
 def html_to_markdown(html: str) -> str:

@@ -124,7 +124,7 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
             gone.add(example.id)
         candidates = [e for e in candidates if e.id not in gone]
 
-    quotas = config.selection.quotas
+    quotas = config.selection.quotas or {}
     if quotas:
         for example in [e for e in candidates if group_of(e) not in quotas]:
             drop(example, "no_quota", "select", detail=f"group {group_of(example)} has no quota")

@@ -52,7 +52,9 @@ def site_group(site: str, groups: dict[str, str], default: str) -> str:
 def code_version() -> str:
     """Hash of this package's source: a finished shard is reused only by the same curation code."""
     package = Path(__file__).resolve().parent
-    return stable_hash([[str(p.relative_to(package)), p.read_text(encoding="utf-8")] for p in sorted(package.rglob("*.py"))])
+    return stable_hash(
+        [[str(p.relative_to(package)), p.read_text(encoding="utf-8")] for p in sorted(package.rglob("*.py"))]
+    )
 
 
 def fingerprint(shard: Shard, config: CurateConfig, groups: dict[str, str]) -> str:

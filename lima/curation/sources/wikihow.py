@@ -10,6 +10,7 @@ An optional ``category`` column becomes the domain (LIMA samples a category, the
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ LAYOUTS = {
     "wikihowall": ("headline", "title", "text"),
 }
 _THIS_ARTICLE = re.compile(r"\b([Tt])his (?:article|wikiHow)\b")
-_CITATION = re.compile(r"\[\d+\]")
+_CITATION = re.compile(r"\[\d+\]|\bX (?:Research|Expert|Trustworthy) [Ss]ource\b")
 _NUMBERED = re.compile(r"^\s*(\d+)[.)]\s*")
 # Some rows run the steps together ("1. Open Messages.2. Tap New Message."): break before each number.
 _RUN_ON_STEP = re.compile(r"(?<=[.!?)\"'])[ \t]*(?=\d{1,3}\.\s*[A-Z])")
@@ -43,14 +44,33 @@ def prompt_from_title(title: str) -> str:
     """``How to Remove Lint from Clothes: 14+ Easy Methods`` / ``Get a MAC Address`` → ``How to …?``."""
     title = re.sub(r"\d+$", "", title.strip())  # wikihowAll titles carry a trailing index ("...Artist1")
     title = _SUBTITLE.sub("", title).strip().rstrip("?.!").strip()
-    if not re.match(r"how to\b", title, re.I):
+    if re.match(r"how to\b", title, re.I):
+        title = "How to" + title[6:]
+    else:
         if len(title) > 1 and title[0].isupper() and title[1].islower():
             title = title[0].lower() + title[1:]
         title = f"How to {title}"
     return title + "?"
 
 
+_IMAGE_JSON = re.compile(r'\{\s*"smallUrl"')
+_DECODER = json.JSONDecoder()
+
+
+def drop_image_json(text: str) -> str:
+    """Remove the inline image objects (``{"smallUrl": ..., "licensing": "<div>…"}``) some dumps carry."""
+    while match := _IMAGE_JSON.search(text):
+        try:
+            _, end = _DECODER.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            close = text.find("}", match.start())
+            end = len(text) if close < 0 else close + 1
+        text = text[: match.start()] + text[end:]
+    return text
+
+
 def clean_text(text: str, rules: WikiHowFilters) -> str:
+    text = drop_image_json(text)
     text = _CITATION.sub("", text)
     text = strip_urls(text)
     if rules.rewrite_this_article:
