@@ -21,6 +21,9 @@ class LoraOptions(Config):
     dropout: float = Field(0.05, ge=0, lt=1)
     # "all-linear" = every linear layer of the decoder (never the LM head), as in QLoRA.
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    # Adapt only the top N decoder layers (None: all). Backpropagation then stops at the lowest adapted
+    # layer, which makes small CPU runs several times faster.
+    top_layers: int | None = Field(None, ge=1)
 
 
 class OutputOptions(Config):

@@ -134,6 +134,8 @@ class PaddingFreeCollator:
             "input_ids": torch.tensor([ids]),
             "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions]),
+            # Boundaries are read from position_ids only without a KV cache (and without attention_mask).
+            "use_cache": False,
         }
 
 

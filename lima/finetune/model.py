@@ -11,7 +11,7 @@ from torch import nn
 from lima.core.errors import LimaError
 from lima.core.models import load_causal_lm, load_config, load_tokenizer
 from lima.finetune.config import TrainConfig
-from lima.finetune.dropout import attach_residual_dropout
+from lima.finetune.dropout import attach_residual_dropout, decoder_layers
 from lima.finetune.template import ChatFormat, end_of_turn_ids, prepare_tokenizer
 
 
@@ -81,12 +81,21 @@ def _peft_config(config: TrainConfig, model: nn.Module, new_token_ids: list[int]
             if tied
             else {_module_name(model, inp): new_token_ids, _module_name(model, out): new_token_ids}
         )
+    layers = None
+    targets: list[str] | str = config.lora.target_modules
+    if config.lora.top_layers is not None:
+        n_layers = model.config.num_hidden_layers
+        layers = list(range(max(0, n_layers - config.lora.top_layers), n_layers))
+        if targets == "all-linear":  # peft needs explicit names together with layers_to_transform
+            targets = sorted({n.rsplit(".", 1)[-1] for n, m in decoder_layers(model)[0].named_modules()
+                              if isinstance(m, nn.Linear)})  # fmt: skip
     return LoraConfig(
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules,
+        target_modules=targets,
         use_dora=config.method == "dora",
+        layers_to_transform=layers,
         trainable_token_indices=trainable_tokens,
         task_type="CAUSAL_LM",
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from lima.core.errors import LimaError
 from lima.core.manifest import RunManifest
+from lima.core.models import resolve_model
 from lima.finetune.config import TrainConfig
 
 RESUME_DIR = "resume"  # the HF Trainer's output_dir: full resume states (checkpoint-<step>)
@@ -92,8 +93,7 @@ def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any
         length_column_name="length",
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding" if padded else "all",
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=0,
         report_to="none",
         disable_tqdm=True,
@@ -123,6 +123,7 @@ def run_training(
     if data is None:
         raise LimaError("no training data: pass --data TRAIN.jsonl or set data: in the config")
     config = config.model_copy(update={"data": data, "dev": dev})
+    resolve_model(config.model)  # an unknown local path fails here, before anything is written
     resume_state = _check_out_dir(out_dir, resume)
     # Cheap checks first: records, then the method/hardware, before any weights load.
     train_records = read_training_records(data, "training")
@@ -150,6 +151,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         EpochCheckpointCallback,
         LimaTrainer,
         LogCallback,
+        fault_injection,
         read_jsonl,
         truncate_jsonl,
     )
@@ -194,7 +196,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         eval_dataset=_dataset(dev_rows) if dev_rows else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[LogCallback(out_dir), epoch_cb],
+        callbacks=[LogCallback(out_dir), epoch_cb, *fault_injection()],
         lr_floor_ratio=config.min_learning_rate / config.learning_rate,
     )
     epoch_cb.trainer = trainer

@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,22 @@ class EpochCheckpointCallback(TrainerCallback):
                 "dev_loss": None if dev_loss is None or math.isnan(dev_loss) else dev_loss,
                 "checkpoint": str(path),
             })  # fmt: skip
+
+
+KILL_AT_STEP_ENV = "LIMA_TEST_KILL_AT_STEP"
+
+
+class _KillAtStep(TrainerCallback):
+    """Fault injection for the resume tests: SIGKILL this process (no cleanup at all) after step N."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_injection() -> list[TrainerCallback]:
+    step = os.environ.get(KILL_AT_STEP_ENV)
+    return [_KillAtStep(int(step))] if step else []
