@@ -166,6 +166,9 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         if example.id not in train_ids:
             drop(example, "not_selected", "select", detail=f"quota of group {group_of(example)} filled")
 
+    for example in (*train, *dev):
+        example.meta.setdefault("group", group_of(example))
+
     counts = _counts(summaries, shards, work, loaded, candidates, late_drops, dev, train, quotas)
     counts["quality_problems"] = quality_problems
 
