@@ -213,7 +213,10 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         for name in ("train_log.jsonl", "epochs.jsonl"):
             truncate_jsonl(out_dir / name, step)
         print(f"resuming from {resume_state} (step {step})")
-    trainer.train(resume_from_checkpoint=str(resume_state) if resume_state else None)
+    output = trainer.train(resume_from_checkpoint=str(resume_state) if resume_state else None)
+    stats["train_runtime_s"] = round(output.metrics.get("train_runtime", 0.0), 3)
+    stats["tokens_seen"] = int(trainer.state.num_input_tokens_seen)
+    stats["resumed_from_step"] = _step_of(resume_state) if resume_state else None
 
     epochs = read_jsonl(out_dir / "epochs.jsonl")
     by_epoch = {e["epoch"]: e for e in epochs}  # the last line per epoch wins
