@@ -81,6 +81,17 @@ class _Writer:
         self.fh.close()
 
 
+def _reorder(out_path: Path, order: list[str]) -> None:
+    """Rewrite ``out_path`` in prompt order (results arrive out of order under concurrency), atomically."""
+    from lima.core.io import atomic_open
+
+    lines = out_path.read_text(encoding="utf-8").splitlines()
+    rank = {pid: i for i, pid in enumerate(order)}
+    lines.sort(key=lambda line: rank.get(str(json.loads(line)["prompt_id"]), len(rank)))
+    with atomic_open(out_path) as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
 def _load_transformers(spec: str, dtype: str, device: str | None) -> tuple[Any, Any, str]:
     import torch
 
@@ -266,6 +277,8 @@ def run_generation(
                 generated=writer.count,
                 empty_outputs=writer.empty,
             )
+    if todo:
+        _reorder(out_path, [p.id for p in todo_all])
     if writer.empty:
         from lima.core.cli_util import echo_err
 
