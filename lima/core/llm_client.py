@@ -321,7 +321,10 @@ class LLMClient:
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 # APITimeoutError is an APIConnectionError; any 5xx is an InternalServerError.
                 if attempt >= self.endpoint.max_retries:
-                    if isinstance(exc, openai.APIConnectionError):
+                    # Refused connections concern every request; a timeout may be this request's own length.
+                    if isinstance(exc, openai.APIConnectionError) and not isinstance(
+                        exc, openai.APITimeoutError
+                    ):
                         raise _Fatal(
                             f"{where} unreachable after {attempt + 1} attempts ({_brief(exc)}); "
                             "is the server running? rerun to resume: finished items are cached"

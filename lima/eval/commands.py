@@ -92,6 +92,12 @@ def judge(
         f"tokens {client['prompt_tokens']}+{client['completion_tokens']}, cost ${client['cost_usd']:.4f}"
     )
     typer.echo(f"report: {out / 'report.html'}")
+    if summary["errors"]:
+        typer.echo(
+            f"warning: {summary['errors']} prompt(s) without a verdict (unparseable replies or endpoint errors), "
+            f"excluded; see {out / 'judgments.jsonl'}. A rerun resends only requests that failed.",
+            err=True,
+        )
 
 
 def grade(

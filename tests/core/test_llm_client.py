@@ -108,3 +108,12 @@ def test_concurrency_is_bounded(tmp_path):
         results = client.complete_many([_req(str(i)) for i in range(9)])
     assert all(r.ok for r in results)
     assert fake.max_in_flight == 3
+
+
+def test_a_timeout_fails_only_that_request(tmp_path):
+    with FakeOpenAI(latency_s=1.0) as fake:
+        endpoint = _endpoint(fake.base_url, timeout_s=0.3, max_retries=1)
+        with LLMClient(endpoint, tmp_path / "c.sqlite", backoff_base_s=0.01) as client:
+            [result] = client.complete_many([_req("slow")])
+            assert (client.stats.requests, client.stats.errors) == (2, 1)
+    assert result.error is not None and "gave up after 2 attempts" in result.error and result.text is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from lima.core.config import load_config
@@ -103,3 +104,18 @@ def test_generate_openai_backend_sends_lima_decoding(tmp_path):
         for b in bodies
     )
     assert _lines(out)[0]["model"] == "served-model"
+
+
+@pytest.mark.gpu
+def test_generate_on_cuda_in_bf16(tmp_path, tiny_model_dir):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("how to brew coffee\nwrite a poem\nexplain the model\n")
+    config = load_config(
+        "configs/generate/demo.yaml",
+        GenerateConfig,
+        ["decoding.max_new_tokens=8", "device=cuda", "dtype=bfloat16", "batch_size=3"],
+    )
+    out = run_generation(config, tmp_path / "g.jsonl", model=str(tiny_model_dir), prompts=prompts)
+    records = _lines(out)
+    assert [r["prompt_id"] for r in records] == ["p-1", "p-2", "p-3"]
+    assert all(1 <= r["settings"]["new_tokens"] <= 8 for r in records)
