@@ -116,7 +116,7 @@ def run_grading(
             "failed_samples": sum(r["errors"] for r in rows),
             "samples": k,
             "mean": round(sum(means) / len(means), 4) if means else None,
-            "ci95": [round(low, 4), round(high, 4)],
+            "ci95": [round(low, 4), round(high, 4)] if means else [None, None],
             "histogram": {
                 str(s): c for s, c in sorted(Counter(v for r in rows for v in r["scores"]).items())
             },

@@ -58,7 +58,19 @@ def outcome_summary(verdicts: Sequence[str], resamples: int = 1000, seed: int = 
     n = len(verdicts)
     counts = Counter(verdicts)
     scores = [SCORE[v] for v in verdicts]
-    pct = (lambda k: round(100 * counts[k] / n, 2)) if n else (lambda k: math.nan)
+    if not n:  # None, not NaN: summaries are JSON
+        return {
+            "n": 0,
+            "wins": 0,
+            "ties": 0,
+            "losses": 0,
+            "win_pct": None,
+            "tie_pct": None,
+            "loss_pct": None,
+            "win_rate": None,
+            "ci95": [None, None],
+        }
+    pct = lambda k: round(100 * counts[k] / n, 2)  # noqa: E731
     low, high = bootstrap_ci(scores, resamples, seed)
     return {
         "n": n,
@@ -68,7 +80,7 @@ def outcome_summary(verdicts: Sequence[str], resamples: int = 1000, seed: int = 
         "win_pct": pct("A"),
         "tie_pct": pct("tie"),
         "loss_pct": pct("B"),
-        "win_rate": round(100 * float(np.mean(scores)), 2) if n else math.nan,
+        "win_rate": round(100 * float(np.mean(scores)), 2),
         "ci95": [round(100 * low, 2), round(100 * high, 2)],
     }
 
@@ -85,11 +97,11 @@ def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
     if n == 0:
         return {
             "n": 0,
-            "accuracy": math.nan,
-            "tie_discounted_accuracy": math.nan,
-            "accuracy_without_ties": math.nan,
+            "accuracy": None,
+            "tie_discounted_accuracy": None,
+            "accuracy_without_ties": None,
             "n_without_ties": 0,
-            "cohen_kappa": math.nan,
+            "cohen_kappa": None,
         }
     exact = [p == g for p, g in zip(pred, gold, strict=True)]
     tie_discounted = [
@@ -105,7 +117,7 @@ def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
         "n": n,
         "accuracy": round(observed, 4),
         "tie_discounted_accuracy": round(sum(tie_discounted) / n, 4),
-        "accuracy_without_ties": round(sum(decisive) / len(decisive), 4) if decisive else math.nan,
+        "accuracy_without_ties": round(sum(decisive) / len(decisive), 4) if decisive else None,
         "n_without_ties": len(decisive),
         "cohen_kappa": round(kappa, 4),
     }
