@@ -137,7 +137,8 @@ class PairwiseJudge:
             (i, order): {
                 "order": order,
                 "attempts": 0,
-                "raw": None,
+                "raw": None,  # the last reply; "replies" holds every attempt's
+                "replies": [],
                 "positional": None,
                 "level": None,
                 "verdict": None,
@@ -161,6 +162,7 @@ class PairwiseJudge:
                     entry["error"] = result.error
                     continue
                 entry["raw"] = result.text
+                entry["replies"].append(result.text)
                 parsed = self.parse(result.text or "")
                 if parsed is None:
                     entry["error"] = "unparseable reply"

@@ -93,6 +93,7 @@ def test_judge_both_orders_reasks_errors_and_cached_rerun(tmp_path, cli):
     assert judgments["p2"]["verdict"] == "A" and judgments["p2"]["consistent"] is True
     assert judgments["p3"]["verdict"] is None and "unparseable" in judgments["p3"]["error"]
     assert [o["attempts"] for o in judgments["p3"]["orders"]] == [3, 3]
+    assert judgments["p3"]["orders"][0]["replies"] == ["I like both of them."] * 3
     assert judgments["p4"]["verdict"] == "tie" and judgments["p4"]["orders"][0]["attempts"] == 2
     assert all(o["raw"] for j in judgments.values() for o in j["orders"])  # raw replies kept
     assert (summary["n"], summary["errors"], summary["wins"], summary["ties"], summary["losses"]) == (
