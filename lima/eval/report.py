@@ -53,9 +53,7 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of prompts")
     ax.invert_yaxis()
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(names) < 3 else -0.15), ncol=3, frameon=False
-    )
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     path = Path(path)
