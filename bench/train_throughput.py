@@ -59,7 +59,7 @@ def child_lima(args: argparse.Namespace) -> dict:
         f"model={args.model}", "method=lora", f"lora.r={LORA['r']}", f"lora.alpha={LORA['alpha']}",
         f"lora.dropout={LORA['dropout']}", f"max_length={args.max_length}", f"epochs={args.epochs}",
         f"batch_size={args.batch_size}", "gradient_accumulation_steps=1", "chat_template=lima",
-        "output.tensorboard=false", "output.resume_every_steps=100000", "dropout_top=0.0",
+        "output.tensorboard=false", "output.resume_every_steps=100000", "dropout_top=0.0", "batching=auto",
     ]  # fmt: skip
     config = load_config(ROOT / "configs" / "train" / "tiny.yaml", TrainConfig, overrides)
     out = Path(tempfile.mkdtemp(prefix="bench-lima-"))
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train_throughput_cpu.json")
     args = parser.parse_args()
 

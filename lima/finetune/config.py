@@ -66,8 +66,12 @@ class TrainConfig(Config):
     dropout_top: float = Field(0.3, ge=0, lt=1)
 
     # "padding_free": a micro-batch is one row of concatenated examples with per-example positions
-    # (attention never crosses examples); "padded": length-grouped, right-padded batches.
-    batching: Literal["padding_free", "padded"] = "padding_free"
+    # (attention never crosses examples); it saves compute only with a varlen attention kernel
+    # (FlashAttention): with sdpa/eager the row's block-diagonal mask costs (sum of lengths)^2.
+    # "padded": length-grouped, right-padded batches. "auto": padding_free under FlashAttention, else padded.
+    batching: Literal["auto", "padding_free", "padded"] = "auto"
+    # Passed to from_pretrained (e.g. flash_attention_2 on GPUs that have flash-attn); None: transformers' default.
+    attn_implementation: str | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where supported, else fp32
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False

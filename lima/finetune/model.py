@@ -23,6 +23,7 @@ class Prepared:
     dtype: torch.dtype
     dropout_schedule: list[float]
     new_token_ids: list[int]
+    batching: str  # "padding_free" or "padded", resolved from config.batching and the attention kernel
 
 
 def resolve_precision(precision: str) -> torch.dtype:
@@ -112,6 +113,8 @@ def prepare_model(config: TrainConfig) -> Prepared:
     # Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train
     # on a frozen base held in the compute dtype.
     kwargs: dict[str, Any] = {"dtype": torch.float32 if config.method == "full" else dtype}
+    if config.attn_implementation:
+        kwargs["attn_implementation"] = config.attn_implementation
     if config.method == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -138,6 +141,10 @@ def prepare_model(config: TrainConfig) -> Prepared:
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
 
+    batching = config.batching
+    if batching == "auto":
+        attention = str(getattr(model.config, "_attn_implementation", "") or "")
+        batching = "padding_free" if "flash" in attention else "padded"
     schedule = attach_residual_dropout(model, config.dropout_bottom, config.dropout_top)
 
     if config.method == "qlora":
@@ -148,4 +155,4 @@ def prepare_model(config: TrainConfig) -> Prepared:
         from peft import get_peft_model
 
         model = get_peft_model(model, _peft_config(config, model, new_token_ids))
-    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids)
+    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)

@@ -60,11 +60,11 @@ def _check_out_dir(out_dir: Path, resume: bool) -> Path | None:
     return None
 
 
-def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any) -> Any:
+def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any, batching: str) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    padded = config.batching == "padded"
+    padded = batching == "padded"
     return TrainingArguments(
         output_dir=str(out_dir / RESUME_DIR),
         num_train_epochs=config.epochs,
@@ -169,6 +169,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         "data_stats": {"train": train_stats.summary(), "dev": dev_stats.summary() if dev_records else None},
         "chat_template": prepared.chat_format.kind,
         "eot_token": prepared.chat_format.eot_token,
+        "batching": prepared.batching,
         "residual_dropout": [round(p, 6) for p in prepared.dropout_schedule],
         "trainable_parameters": sum(p.numel() for p in prepared.model.parameters() if p.requires_grad),
     }
@@ -176,10 +177,10 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         print(f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed")
     manifest.update(**stats)
 
-    args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype)
+    args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
     collator = (
         PaddingFreeCollator()
-        if config.batching == "padding_free"
+        if prepared.batching == "padding_free"
         else PaddedCollator(tokenizer.pad_token_id)
     )
     info = {
