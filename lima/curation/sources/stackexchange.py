@@ -1,9 +1,9 @@
 """Stack Exchange ``Posts.xml`` (plain, inside a per-site ``SITE.7z``, or a directory of them).
 
-Two streaming passes keep memory bounded by the number of *surviving* questions, never by the dump's
-bodies: pass 1 keeps ids, scores and raw lengths and picks each question's top answer (the accepted one
-breaks ties) and applies the cheap filters; pass 2 reads only the bodies of the pairs still in the running,
-converts them to Markdown and applies the text filters.
+Two streaming passes keep memory bounded by the number of questions, never by the dump's bodies: pass 1
+keeps ids and scores, picks each question's top answer (the accepted one breaks ties) and applies the
+cheap filters (type, title, scores); pass 2 reads only the rows of the pairs still in the running, checks
+raw lengths, converts the survivors to Markdown and applies the text filters.
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def self_contained_title(title: str) -> bool:
 
 @dataclass
 class _Top:
-    """A question's best answer so far: its score and the ids (with raw body lengths) tied at that score."""
+    """A question's best answer so far: its score and the ids tied at that score."""
 
     score: int
-    tied: list[tuple[int, int]] = field(default_factory=list)
+    tied: list[int] = field(default_factory=list)
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -156,41 +156,47 @@ def _read_posts(
         counts.drop(reason)
         return Drop(id=f"{site}-{qid}", source=SOURCE, domain=site, reason=reason, **text)
 
-    # Pass 1: ids, scores, raw lengths.
+    # Pass 1: ids and scores only (no body is ever turned into a Python string here).
     questions: dict[int, int] = {}  # question id -> accepted answer id (0 = none)
     top: dict[int, _Top] = {}  # question id -> best answer so far
     seen_questions: set[int] = set()
+    short: set[int] = set()  # answers whose raw HTML is too short to ever reach min_chars
+    raw_min = rules.min_chars * rules.raw_min_fraction if rules.min_chars is not None else None
     for row in _rows(posts):
-        kind = row.get("PostTypeId")
-        post_id = _int(row.get("Id"), -1)
+        get = row.get
+        kind = get("PostTypeId")
+        post_id = _int(get("Id"), -1)
         if kind == QUESTION:
             counts.rows_in += 1
             seen_questions.add(post_id)
-            title = row.get("Title") or ""
+            title = get("Title") or ""
             if post_id < 0:
                 yield drop(f"row{counts.rows_in}", "bad_row")
-            elif row.get("Body") is None:
+            elif "Body" not in row.attrib:
                 yield drop(post_id, "missing_body")
             elif not title.strip():
                 yield drop(post_id, "missing_title")
-            elif rules.min_question_score is not None and _int(row.get("Score")) < rules.min_question_score:
+            elif rules.min_question_score is not None and _int(get("Score")) < rules.min_question_score:
                 yield drop(post_id, "question_score")
             elif rules.self_contained_title and not self_contained_title(title):
                 yield drop(post_id, "title_not_a_question", prompt=title)
             else:
-                questions[post_id] = _int(row.get("AcceptedAnswerId"))
+                questions[post_id] = _int(get("AcceptedAnswerId"))
         elif kind == ANSWER:
-            parent = _int(row.get("ParentId"), -1)
-            body = row.get("Body")
-            if parent < 0 or post_id < 0 or body is None:
+            parent = _int(get("ParentId"), -1)
+            if parent < 0 or post_id < 0 or "Body" not in row.attrib:
                 counts.skip("answer_without_parent_or_body")
                 continue
-            score = _int(row.get("Score"))
+            score = _int(get("Score"))
             best = top.get(parent)
             if best is None or score > best.score:
-                top[parent] = _Top(score, [(post_id, len(body))])
+                top[parent] = _Top(score, [post_id])
             elif score == best.score:
-                best.tied.append((post_id, len(body)))
+                best.tied.append(post_id)
+            else:
+                continue
+            if raw_min is not None and len(get("Body")) < raw_min:
+                short.add(post_id)  # a cheap bound, checked here so pass 2 never reads this body
         else:
             counts.skip(_NON_POSTS.get(kind or "", f"post_type_{kind}"))
 
@@ -199,30 +205,26 @@ def _read_posts(
         counts.skipped_rows["answers_to_missing_question"] = orphans
     del seen_questions
     wanted: dict[int, int] = {}  # answer id -> question id
-    raw_min = rules.min_chars * rules.raw_min_fraction if rules.min_chars else None
     for qid, accepted in questions.items():
         best = top.get(qid)
         if best is None:
             yield drop(qid, "no_answer")
-            continue
-        aid, raw_len = next(((a, n) for a, n in best.tied if a == accepted), min(best.tied))
-        if rules.min_answer_score is not None and best.score < rules.min_answer_score:
+        elif rules.min_answer_score is not None and best.score < rules.min_answer_score:
             yield drop(qid, "answer_score")
-        elif raw_min is not None and raw_len < raw_min:
-            yield drop(qid, "too_short_raw")
-        elif rules.max_chars is not None and raw_len > rules.max_chars * 20:
-            yield drop(qid, "too_long_raw")
-        else:
-            wanted[aid] = qid
-    del top
+        else:  # LIMA takes the top answer only; the accepted one breaks ties
+            answer = accepted if accepted in best.tied else min(best.tied)
+            if answer in short:
+                yield drop(qid, "too_short_raw")
+            else:
+                wanted[answer] = qid
+    del top, short
     wanted_questions = set(wanted.values())
     questions = {}
 
     # Pass 2: bodies of the pairs still in the running, joined as both halves arrive.
     pending_q: dict[int, tuple[str, str, str, int, str]] = {}
     pending_a: dict[int, tuple[str, int, int]] = {}  # question id -> (body, score, answer id)
-    for row in _rows(posts):
-        post_id = _int(row.get("Id"), -1)
+    for post_id, row in _wanted_rows(posts, wanted_questions | set(wanted)):
         if post_id in wanted_questions:
             pending_q[post_id] = (
                 row.get("Title") or "",
@@ -232,32 +234,82 @@ def _read_posts(
                 row.get("CreationDate") or "",
             )
             qid = post_id
-        elif post_id in wanted:
+        else:
             qid = wanted[post_id]
             pending_a[qid] = (row.get("Body") or "", _int(row.get("Score")), post_id)
-        else:
-            continue
         if qid in pending_q and qid in pending_a:
             yield _pair(
                 site, qid, pending_q.pop(qid), pending_a.pop(qid), rules, seed, counts, group, language, drop
             )
 
 
+_ROW_START = re.compile(rb'<row\s+Id="(\d+)"')
+_ROW_PREFIX_MAX = 64
+_BLOCK = 4 << 20
+
+
+def _wanted_rows(posts: Path, wanted: set[int]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(id, attributes) of the wanted rows.
+
+    Fast path: find ``<row Id="N"`` with a C-level regex scan over large blocks of the file (a raw ``<``
+    cannot occur inside an attribute value, so every hit is a row) and parse only the wanted rows. Rows
+    it cannot place (another attribute order, a raw ``/>`` inside a value) are read by a full streaming
+    parse afterwards, so the result never depends on the layout.
+    """
+    given: set[int] = set()
+    with open(posts, "rb") as fh:
+        tail = b""
+        while True:
+            chunk = fh.read(_BLOCK)
+            data = tail + chunk
+            tail = data[-_ROW_PREFIX_MAX:]  # a row start may straddle blocks; `given` drops repeats
+            for match in _ROW_START.finditer(data):
+                post_id = int(match.group(1))
+                if post_id not in wanted or post_id in given:
+                    continue
+                end = data.find(b"/>", match.end())
+                if end < 0:
+                    tail = data[match.start() :]  # the rest of this row is in the next block
+                    break
+                try:
+                    elem = etree.fromstring(data[match.start() : end + 2])
+                except etree.XMLSyntaxError:
+                    continue
+                if elem.get("Id") == match.group(1).decode():
+                    given.add(post_id)
+                    yield post_id, dict(elem.attrib)
+            if not chunk:
+                break
+    missing = wanted - given
+    if missing:
+        for row in _rows(posts):
+            post_id = _int(row.get("Id"), -1)
+            if post_id in missing:
+                missing.discard(post_id)
+                yield post_id, dict(row.attrib)
+
+
 def _pair(site, qid, question, answer, rules, seed, counts, group, language, drop) -> Example | Drop:
     title, q_body, tags, q_score, date = question
     a_body, a_score, aid = answer
+    # Cheap bounds on the raw HTML first, so conversion touches only plausible answers.
+    if rules.min_chars is not None and len(a_body) < rules.min_chars * rules.raw_min_fraction:
+        return drop(qid, "too_short_raw")
+    if rules.max_chars is not None and len(a_body) > rules.max_chars * 20:
+        return drop(qid, "too_long_raw")
     response = html_to_markdown(a_body)
     use_title = rules.prompt_from == "title" or (
         rules.prompt_from == "random" and random.Random(stable_hash([seed, site, qid])).random() < 0.5
     )
-    prompt = title.strip() if use_title else html_to_markdown(q_body) or title.strip()
     reason = length_reason(response, rules.min_chars, rules.max_chars)
     if reason is None and rules.no_first_person and has_first_person(response):
         reason = "first_person"
     if reason is None and rules.no_references and reference_phrase(response, rules.reference_phrases):
         reason = "refers_to_other_answers"
-    if reason is None:
-        reason = language_reason(prompt + "\n" + response, language)
+    if reason is not None:  # the body is converted only for answers that passed
+        return drop(qid, reason, prompt=title.strip(), response=response)
+    prompt = title.strip() if use_title else html_to_markdown(q_body) or title.strip()
+    reason = language_reason(prompt + "\n" + response, language)
     if reason is not None:
         return drop(qid, reason, prompt=prompt, response=response)
     counts.kept += 1
