@@ -8,6 +8,7 @@ their outputs are identical; workers must see ``out_dir`` on a shared filesystem
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -75,7 +76,7 @@ def _run_dask(shards, config, config_data, work_dir, progress) -> dict[int, dict
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=40,
+                silence_logs=logging.CRITICAL,
             )
             client = Client(cluster)
     except OSError as exc:

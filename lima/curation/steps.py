@@ -105,6 +105,15 @@ def _records(shard: Shard, config: CurateConfig, groups: dict[str, str], counts:
 
 def process_shard(shard: Shard, config_data: dict[str, Any], work_dir: str) -> dict[str, Any]:
     """Run one shard (in any worker process) and return its counts; skip it when already done."""
+    try:
+        return _process_shard(shard, config_data, work_dir)
+    except LimaError as exc:
+        message = str(exc)
+    # Re-raised outside the handler: no chained parser objects (unpicklable) travel back to the caller.
+    raise LimaError(message)
+
+
+def _process_shard(shard: Shard, config_data: dict[str, Any], work_dir: str) -> dict[str, Any]:
     config = CurateConfig.model_validate(config_data)
     work = Path(work_dir)
     groups = load_site_groups(config)

@@ -54,3 +54,23 @@ def test_local_workers_skip_finished_shards_and_dask_gives_the_same_output(curat
         map(json.dumps, read_jsonl(local / "rejected.jsonl.gz"))
     )
     assert json.loads((dask / "manifest.json").read_text())["config"]["executor"] == "dask"
+
+
+def test_a_worker_failure_ends_the_run_with_one_line(curate, shared_data, tmp_path):
+    data = (shared_data / "stackexchange" / "beer.stackexchange.com-Posts.xml").read_bytes()
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    (folder / "beer.stackexchange.com-Posts.xml").write_bytes(data[:1_000_000])
+    (folder / "coffee.stackexchange.com-Posts.xml").write_bytes(
+        (shared_data / "stackexchange" / "coffee.stackexchange.com-Posts.xml").read_bytes()
+    )
+    for executor in ("local", "dask"):
+        result, out = curate("--input", str(folder), f"executor={executor}", "workers=2")
+        assert result.returncode == 2, (executor, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, executor
+        assert (
+            result.stderr.strip()
+            .splitlines()[-1]
+            .startswith(f"error: {folder}/beer.stackexchange.com-Posts.xml: line 930")
+        )
+        assert not (out / "train.jsonl").exists()
