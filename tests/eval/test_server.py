@@ -67,7 +67,7 @@ def server_config(judge_server, tmp_path_factory):
                 },
                 "template": "lima_3way.txt",
                 "parser": "lima_3way",
-                "max_tokens": 12,
+                "max_tokens": 8,
                 "parse_retries": 0,
                 "max_answer_chars": 300,
             }
