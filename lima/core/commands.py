@@ -28,6 +28,8 @@ def validate(
             f"{config}: cannot tell the config kind from its folder; pass --kind ({', '.join(SCHEMAS)})"
         )
     resolved = load_config(config, schema_for_kind(kind), overrides or [])
+    if hasattr(resolved, "check_stages"):  # experiments and ablations: validate the stage configs they name
+        resolved.check_stages(config)
     typer.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False, allow_unicode=True), nl=False)
 
 

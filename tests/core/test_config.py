@@ -79,4 +79,6 @@ def test_every_shipped_config_validates(path):
         assert path.parent.name == "data", f"{path}: no schema registered for configs/{kind}/ in lima.core.config.SCHEMAS"
         yaml.safe_load(path.read_text())
         return
-    load_config(path, schema_for_kind(path.parent.name))
+    config = load_config(path, schema_for_kind(path.parent.name))
+    if hasattr(config, "check_stages"):
+        config.check_stages(path)

@@ -1,0 +1,210 @@
+"""`lima ablate`: LIMA's diversity / quality / quantity ablations as grids of arms.
+
+Each arm is curated with its own curation config, trained with the shared train config, generated on the
+same prompts and graded with the Likert judge (LIMA: 1–6 helpfulness, 5 samples per prompt). Finished arms
+are skipped on rerun; arms run in sequence, or one subprocess per CUDA device with ``devices: [0, 1, ...]``.
+
+    OUT/arms/<arm>/{curate,train,generate,grade}/   OUT/ablation.{json,md,png}   OUT/manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lima.core.errors import LimaError
+from lima.core.io import atomic_open, write_json
+from lima.core.manifest import RunManifest
+from lima.core.suggest import unknown_name
+from lima.pipeline.config import AblationConfig, Arm, load_stage, load_stages, resolve_path
+from lima.pipeline.run import _say, curate_stage, generate_stage, grade_stage, train_stage
+from lima.pipeline.stages import Stage, stage_key
+
+RESULT = "arm_result.json"
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def run_arm(
+    config: AblationConfig, arm: Arm, stages: dict[str, Any], out_dir: Path, base_dir: Path
+) -> dict[str, Any]:
+    """Curate → train → generate (last checkpoint) → grade, for one arm; returns its table row."""
+    arm_dir = out_dir / "arms" / arm.name
+    prompts = resolve_path(config.prompts, base_dir)
+    curate_cfg = load_stage(arm.curate, "curate", base_dir)
+    arm_stage = Stage(out_dir / "arms", arm.name)
+    key = stage_key(
+        {
+            "arm": arm.model_dump(),
+            "curate": curate_cfg.model_dump(mode="json"),
+            "train": stages["train"].model_dump(mode="json"),
+            "generate": stages["generate"].model_dump(mode="json"),
+            "grade": stages["grade"].model_dump(mode="json"),
+            "samples": config.samples,
+            "limit": config.prompt_limit,
+        },
+        [prompts],
+    )
+    if arm_stage.is_done(key):
+        _say(f"arm {arm.name}: finished before, skipped")
+        return json.loads((arm_dir / RESULT).read_text())
+    arm_stage.begin(key)  # same key: the stages inside continue where they stopped
+    skipped: list[str] = []
+    with RunManifest(
+        arm_dir,
+        f"ablate:{arm.name}",
+        {"arm": arm.model_dump(), "curate": curate_cfg.model_dump(mode="json")},
+        seed=config.seed,
+    ):
+        train_path, dev_path = curate_stage(curate_cfg, arm_dir, skipped)
+        n_train = _count_lines(train_path)
+        if n_train == 0:
+            raise LimaError(f"arm {arm.name}: curation kept no examples; check its inputs and filters")
+        checkpoints = train_stage(stages["train"], arm_dir, train_path, dev_path, skipped)
+        generations = generate_stage(
+            stages["generate"],
+            arm_dir,
+            {"model": str(checkpoints[-1])},
+            prompts,
+            config.prompt_limit,
+            skipped,
+            fingerprints=[checkpoints[-1] / "lima_checkpoint.json"],
+        )
+        grade = grade_stage(stages["grade"], arm_dir, generations, config.samples, skipped)["model"]
+    row = {
+        "arm": arm.name,
+        "label": arm.label or arm.name,
+        "n": n_train,
+        "size": arm.size or n_train,
+        "mean": grade.get("mean"),
+        "ci95": grade.get("ci95"),
+        "prompts": grade.get("n"),
+    }
+    write_json(arm_dir / RESULT, row)
+    arm_stage.finish(key, {"result": str(arm_dir / RESULT)})
+    return row
+
+
+def run_ablation(
+    config: AblationConfig, out_dir: Path, config_path: Path, only_arm: str | None = None
+) -> list[dict[str, Any]]:
+    base_dir = config_path.resolve().parent
+    stages = load_stages(
+        {"train": config.train, "generate": config.generate, "grade": config.grade}, base_dir
+    )
+    load_stages(
+        {f"curate:{arm.name}": arm.curate for arm in config.arms}, base_dir
+    )  # validate all arms up front
+    names = [arm.name for arm in config.arms]
+    if len(set(names)) != len(names):
+        raise LimaError(f"{config_path}: arm names must be unique ({', '.join(names)})")
+    if only_arm is not None and only_arm not in names:
+        raise LimaError(unknown_name("arm", only_arm, names))
+    if not resolve_path(config.prompts, base_dir).exists():
+        raise LimaError(f"prompts: {config.prompts} not found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if only_arm is not None:  # a worker process for one arm (see _spread)
+        arm = next(a for a in config.arms if a.name == only_arm)
+        return [run_arm(config, arm, stages, out_dir, base_dir)]
+    with RunManifest(
+        out_dir, "ablate", config, inputs=[resolve_path(config.prompts, base_dir)], seed=config.seed
+    ) as manifest:
+        if config.devices:
+            _spread(config, out_dir, config_path)
+            rows = [json.loads((out_dir / "arms" / a.name / RESULT).read_text()) for a in config.arms]
+        else:
+            rows = [run_arm(config, arm, stages, out_dir, base_dir) for arm in config.arms]
+        write_ablation_outputs(config, rows, out_dir)
+        manifest.update(rows=rows)
+    return rows
+
+
+def _spread(config: AblationConfig, out_dir: Path, config_path: Path) -> None:
+    """One `lima ablate --arm NAME` subprocess per device, as many at a time as there are devices."""
+    pending = list(config.arms)
+    running: list[tuple[subprocess.Popen, str, str]] = []
+    failed: list[str] = []
+    free = list(config.devices)
+    while pending or running:
+        while pending and free:
+            arm, device = pending.pop(0), free.pop(0)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(device)}
+            cmd = [
+                sys.executable,
+                "-m",
+                "lima",
+                "ablate",
+                str(config_path),
+                "--out",
+                str(out_dir),
+                "--arm",
+                arm.name,
+            ]
+            _say(f"arm {arm.name} on device {device}")
+            running.append((subprocess.Popen(cmd, env=env), arm.name, device))
+        for proc, name, device in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, name, device))
+                free.append(device)
+                if proc.returncode != 0:
+                    failed.append(name)
+        if running:
+            import time
+
+            time.sleep(1)
+    if failed:
+        raise LimaError(
+            f"arms failed: {', '.join(failed)} (their finished stages are kept; rerun to continue)"
+        )
+
+
+def write_ablation_outputs(config: AblationConfig, rows: list[dict[str, Any]], out_dir: Path) -> None:
+    write_json(out_dir / "ablation.json", {"name": config.name, "kind": config.kind, "rows": rows})
+    lines = [
+        f"# Ablation: {config.name} ({config.kind})",
+        "",
+        "| arm | n | mean helpfulness (1-6) | 95% CI |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = r.get("ci95") or [None, None]
+        mean = f"{r['mean']:.2f}" if r.get("mean") is not None else "n/a"
+        cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "n/a"
+        lines.append(f"| {r['label']} | {r['n']} | {mean} | {cis} |")
+    with atomic_open(out_dir / "ablation.md") as fh:
+        fh.write("\n".join(lines) + "\n\n![ablation](ablation.png)\n")
+    plot_ablation(config, rows, out_dir / "ablation.png")
+
+
+def plot_ablation(config: AblationConfig, rows: list[dict[str, Any]], path: Path) -> None:
+    """LIMA's Figure 5 (bars with 95% CIs per arm) or Figure 6 (helpfulness vs. training-set size, log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = [r.get("mean") or 0.0 for r in rows]
+    lows = [max(0.0, m - (r.get("ci95") or [m, m])[0]) for m, r in zip(means, rows, strict=True)]
+    highs = [max(0.0, (r.get("ci95") or [m, m])[1] - m) for m, r in zip(means, rows, strict=True)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if config.kind == "quantity":
+        sizes = [r["size"] for r in rows]
+        ax.errorbar(sizes, means, yerr=[lows, highs], fmt="o-", capsize=4)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("training examples")
+    else:
+        ax.bar([r["label"] for r in rows], means, yerr=[lows, highs], capsize=6, color="#4c72b0")
+        ax.set_xlabel("training set")
+    ax.set_ylim(1, 6)
+    ax.set_ylabel("generation quality (1-6)")
+    ax.set_title(f"{config.name}: {config.kind} ablation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,226 @@
+"""The run report (report.html + report.md): data card, training curves, checkpoint selection, win/tie/loss
+against each baseline with 95% CIs, Likert means, sample generations side by side, and the manifest.
+Every piece of text that came from data or models is HTML-escaped."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from lima.core.io import atomic_open
+from lima.core.manifest import read_manifest, redact
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+pre{white-space:pre-wrap;background:#f6f6f6;padding:8px;max-height:30em;overflow:auto}
+.side{display:grid;grid-template-columns:1fr 1fr;gap:8px}img{max-width:100%}"""
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _img(path: Path) -> str:
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def training_curves(train_dir: Path, path: Path) -> Path | None:
+    """Loss, dev loss and tokens/s over steps/epochs, from the trainer's logs."""
+    log = _read_jsonl(train_dir / "train_log.jsonl")
+    epochs = _read_jsonl(train_dir / "epochs.jsonl")
+    if not log and not epochs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [r["step"] for r in log if r.get("loss") is not None]
+    axes[0].plot(steps, [r["loss"] for r in log if r.get("loss") is not None], label="train loss")
+    dev = [(r["epoch"], r["dev_loss"]) for r in epochs if r.get("dev_loss") is not None]
+    if dev and log:
+        max_step = max(steps) if steps else 1
+        max_epoch = max(e for e, _ in dev)
+        axes[0].plot(
+            [e / max_epoch * max_step for e, _ in dev],
+            [d for _, d in dev],
+            "o-",
+            label="dev loss (per epoch)",
+        )
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    speed = [(r["step"], r["tokens_per_s"]) for r in log if r.get("tokens_per_s")]
+    axes[1].plot([s for s, _ in speed], [t for _, t in speed])
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("tokens/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _table_html(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _table_md(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append(
+            "| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|").replace("\n", " ") for c in columns) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _judge_rows(judgments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, s in judgments.items():
+        rows.append(
+            {
+                "baseline": name,
+                "n": s.get("n"),
+                "win %": s.get("win_pct"),
+                "tie %": s.get("tie_pct"),
+                "loss %": s.get("loss_pct"),
+                "win rate": s.get("win_rate"),
+                "95% CI": s.get("ci95"),
+                "LC win rate": s.get("lc_win_rate"),
+                "errors": s.get("errors"),
+            }
+        )
+    return rows
+
+
+def _grade_rows(grades: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"model": n, "n": g.get("n"), "mean (1-6)": g.get("mean"), "95% CI": g.get("ci95")}
+        for n, g in grades.items()
+    ]
+
+
+def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
+    by_model = {name: {r["prompt_id"]: r for r in _read_jsonl(path)} for name, path in generations.items()}
+    ours = by_model.get("model", {})
+    rows = []
+    for prompt_id, record in list(ours.items())[:limit]:
+        row = {"prompt": record.get("prompt", ""), "model": record.get("output", "")}
+        for name, recs in by_model.items():
+            if name != "model":
+                row[name] = recs.get(prompt_id, {}).get("output", "")
+        rows.append(row)
+    return rows
+
+
+def write_run_report(result: Any, config: Any) -> Path:
+    out = result.out_dir
+    sections_html: list[str] = []
+    sections_md: list[str] = []
+
+    curate_dir = out / "curate"
+    if curate_dir.exists():
+        from lima.curation.report import render_data_card_html, render_data_card_md
+
+        sections_html.append("<h2>Data card</h2>" + render_data_card_html(curate_dir))
+        sections_md.append("## Data card\n\n" + render_data_card_md(curate_dir))
+
+    curves = training_curves(out / "train", out / "training_curves.png")
+    epochs = _read_jsonl(out / "train" / "epochs.jsonl")
+    sections_html.append(
+        "<h2>Training</h2>"
+        + (_img(curves) if curves else "")
+        + _table_html(epochs, ["epoch", "train_loss", "dev_loss", "checkpoint"])
+    )
+    sections_md.append(
+        "## Training\n\n![training curves](training_curves.png)\n\n"
+        + _table_md(epochs, ["epoch", "train_loss", "dev_loss", "checkpoint"])
+    )
+
+    sel = result.selection
+    cols = ["epoch", "dev_loss", "vs", "win_rate", "wins", "ties", "losses", "selected"]
+    note = f" ({sel['note']}: fell back from {sel['requested_strategy']})" if sel.get("note") else ""
+    sections_html.append(
+        f"<h2>Checkpoint selection: {escape(sel['strategy'])}{escape(note)}</h2>"
+        + _table_html(sel["table"], cols)
+    )
+    sections_md.append(
+        f"## Checkpoint selection: {sel['strategy']}{note}\n\n" + _table_md(sel["table"], cols)
+    )
+
+    if result.judgments:
+        chart = out / "winrate.png"
+        from lima.eval.report import winrate_chart
+
+        winrate_chart(result.judgments, chart)
+        rows = _judge_rows(result.judgments)
+        columns = list(rows[0])
+        sections_html.append(
+            "<h2>Pairwise judgments (model vs baseline)</h2>" + _img(chart) + _table_html(rows, columns)
+        )
+        sections_md.append(
+            "## Pairwise judgments (model vs baseline)\n\n![win/tie/loss](winrate.png)\n\n"
+            + _table_md(rows, columns)
+        )
+    if result.grades:
+        rows = _grade_rows(result.grades)
+        sections_html.append("<h2>Likert helpfulness</h2>" + _table_html(rows, list(rows[0])))
+        sections_md.append("## Likert helpfulness\n\n" + _table_md(rows, list(rows[0])))
+
+    samples = _samples(result.generations, config.report_samples)
+    if samples:
+        cards = "".join(
+            "<h3>"
+            + escape(s["prompt"][:300])
+            + "</h3><div class='side'>"
+            + "".join(
+                f"<div><b>{escape(k)}</b><pre>{escape(v)}</pre></div>" for k, v in s.items() if k != "prompt"
+            )
+            + "</div>"
+            for s in samples
+        )
+        sections_html.append("<h2>Sample generations</h2>" + cards)
+        sections_md.append(
+            "## Sample generations\n\n"
+            + "\n\n".join(
+                f"**Prompt:** {s['prompt'][:300]}\n\n"
+                + "\n\n".join(f"*{k}:*\n\n```\n{v}\n```" for k, v in s.items() if k != "prompt")
+                for s in samples
+            )
+        )
+
+    manifest = redact(read_manifest(out) or {})
+    sections_html.append("<h2>Manifest</h2><pre>" + escape(json.dumps(manifest, indent=2)) + "</pre>")
+    sections_md.append("## Manifest\n\n```json\n" + json.dumps(manifest, indent=2) + "\n```")
+
+    title = f"lima run: {config.name}"
+    html_doc = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{CSS}</style>"
+        f"</head><body><h1>{escape(title)}</h1>{''.join(sections_html)}</body></html>"
+    )
+    with atomic_open(out / "report.html") as fh:
+        fh.write(html_doc)
+    with atomic_open(out / "report.md") as fh:
+        fh.write(f"# {title}\n\n" + "\n\n".join(sections_md) + "\n")
+    return out / "report.html"
