@@ -7,16 +7,20 @@ import sqlite3
 
 import pytest
 
-from tests.curation.conftest import ROOT, assert_ok, read_jsonl, summary
+from tests.curation.conftest import assert_ok, read_jsonl, summary
 
 
 @pytest.mark.server
 def test_llm_rating_orders_and_is_cached(curate, judge_server, tmp_path):
-    source = tmp_path / "short.jsonl"
-    with open(ROOT / "data" / "manual.jsonl") as fh:  # short pairs keep the CPU judge quick
-        rows = [json.loads(line) for line in fh if len(json.loads(line)["messages"][1]["content"]) < 700][:3]
+    source = tmp_path / "short.jsonl"  # short pairs keep the CPU judge quick
+    pairs = [
+        ("What is 2 + 2?", "4."),
+        ("Name a primary colour.", "Red."),
+        ("What is the capital of France?", "Paris."),
+    ]
+    rows = [{"id": f"q{i}", "source": "manual", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for i, (q, a) in enumerate(pairs)]  # fmt: skip
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert len(rows) == 3
     args = (
         "--input", str(source), "selection.quotas={manual: 2}", "dev.size=0",
         "selection.order=quality", "quality.kind=llm", "quality.scale=alpagasus", "quality.max_tokens=2",

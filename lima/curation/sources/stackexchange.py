@@ -13,7 +13,6 @@ import random
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -67,14 +66,6 @@ def self_contained_title(title: str) -> bool:
     """LIMA keeps questions whose title alone is the question: a question mark or a question word."""
     title = title.strip()
     return len(title.split()) >= 3 and (title.endswith("?") or _QUESTION_WORDS.match(title) is not None)
-
-
-@dataclass
-class _Top:
-    """A question's best answer so far: its score and the ids tied at that score."""
-
-    score: int
-    tied: list[int] = field(default_factory=list)
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -158,7 +149,8 @@ def _read_posts(
 
     # Pass 1: ids and scores only (no body is ever turned into a Python string here).
     questions: dict[int, int] = {}  # question id -> accepted answer id (0 = none)
-    top: dict[int, _Top] = {}  # question id -> best answer so far
+    top: dict[int, tuple[int, int]] = {}  # question id -> (best score so far, its first answer id)
+    ties: dict[int, list[int]] = {}  # question id -> further answer ids at that best score (rare)
     seen_questions: set[int] = set()
     short: set[int] = set()  # answers whose raw HTML is too short to ever reach min_chars
     raw_min = rules.min_chars * rules.raw_min_fraction if rules.min_chars is not None else None
@@ -189,10 +181,11 @@ def _read_posts(
                 continue
             score = _int(get("Score"))
             best = top.get(parent)
-            if best is None or score > best.score:
-                top[parent] = _Top(score, [post_id])
-            elif score == best.score:
-                best.tied.append(post_id)
+            if best is None or score > best[0]:
+                top[parent] = (score, post_id)
+                ties.pop(parent, None)
+            elif score == best[0]:
+                ties.setdefault(parent, []).append(post_id)
             else:
                 continue
             if raw_min is not None and len(get("Body")) < raw_min:
@@ -209,15 +202,16 @@ def _read_posts(
         best = top.get(qid)
         if best is None:
             yield drop(qid, "no_answer")
-        elif rules.min_answer_score is not None and best.score < rules.min_answer_score:
+        elif rules.min_answer_score is not None and best[0] < rules.min_answer_score:
             yield drop(qid, "answer_score")
         else:  # LIMA takes the top answer only; the accepted one breaks ties
-            answer = accepted if accepted in best.tied else min(best.tied)
+            tied = [best[1], *ties.get(qid, ())]
+            answer = accepted if accepted in tied else min(tied)
             if answer in short:
                 yield drop(qid, "too_short_raw")
             else:
                 wanted[answer] = qid
-    del top, short
+    del top, ties, short
     wanted_questions = set(wanted.values())
     questions = {}
 
