@@ -176,7 +176,7 @@ def write_ablation_outputs(config: AblationConfig, rows: list[dict[str, Any]], o
     for r in rows:
         ci = r.get("ci95") or [None, None]
         mean = f"{r['mean']:.2f}" if r.get("mean") is not None else "n/a"
-        cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "n/a"
+        cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else "n/a"
         lines.append(f"| {r['label']} | {r['n']} | {mean} | {cis} |")
     with atomic_open(out_dir / "ablation.md") as fh:
         fh.write("\n".join(lines) + "\n\n![ablation](ablation.png)\n")
@@ -191,8 +191,12 @@ def plot_ablation(config: AblationConfig, rows: list[dict[str, Any]], path: Path
     import matplotlib.pyplot as plt
 
     means = [r.get("mean") or 0.0 for r in rows]
-    lows = [max(0.0, m - (r.get("ci95") or [m, m])[0]) for m, r in zip(means, rows, strict=True)]
-    highs = [max(0.0, (r.get("ci95") or [m, m])[1] - m) for m, r in zip(means, rows, strict=True)]
+    lows, highs = [], []
+    for mean, row in zip(means, rows, strict=True):
+        ci = row.get("ci95")
+        known = bool(ci) and None not in ci
+        lows.append(max(0.0, mean - ci[0]) if known else 0.0)
+        highs.append(max(0.0, ci[1] - mean) if known else 0.0)
     fig, ax = plt.subplots(figsize=(6, 4))
     if config.kind == "quantity":
         sizes = [r["size"] for r in rows]

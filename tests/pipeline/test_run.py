@@ -71,7 +71,14 @@ def test_run_end_to_end_then_rerun_skips(tmp_path, tiny_model_dir, cli):
 
     # the report: every section, and the planted script shown as text
     html = (out / "report.html").read_text()
-    for section in ("Data card", "Training", "Checkpoint selection", "Pairwise judgments", "Sample generations", "Manifest"):
+    for section in (
+        "Data card",
+        "Training",
+        "Checkpoint selection",
+        "Pairwise judgments",
+        "Sample generations",
+        "Manifest",
+    ):
         assert section in html
     assert PLANTED not in html and "&lt;script&gt;alert(" in html
     assert (out / "report.md").exists() and (out / "winrate.png").exists()
@@ -81,7 +88,12 @@ def test_run_end_to_end_then_rerun_skips(tmp_path, tiny_model_dir, cli):
     assert again.returncode == 0, again.stderr[-3000:]
     for stage in ("curate", "train", "select", "generate"):
         assert f"{stage}: unchanged, skipped" in again.stderr
-    assert json.loads((out / "manifest.json").read_text())["skipped_stages"][:4] == ["curate", "train", "select", "generate"]
+    assert json.loads((out / "manifest.json").read_text())["skipped_stages"][:4] == [
+        "curate",
+        "train",
+        "select",
+        "generate",
+    ]
 
 
 def test_killed_during_training_resumes_without_recurating(tmp_path, tiny_model_dir):
@@ -108,5 +120,7 @@ def test_killed_during_training_resumes_without_recurating(tmp_path, tiny_model_
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "curate: unchanged, skipped" in rerun.stderr
     assert curated.stat().st_mtime_ns == curated_mtime
-    assert sorted(p.name for p in (out / "train" / "checkpoints").glob("epoch-*")) == [f"epoch-{i}" for i in range(1, 7)]
+    assert sorted(p.name for p in (out / "train" / "checkpoints").glob("epoch-*")) == [
+        f"epoch-{i}" for i in range(1, 7)
+    ]
     assert (out / "report.html").exists()
