@@ -33,6 +33,9 @@ def _check_quality_demo(tmp_path, tiny_model_dir, cli, judge):
         "grade.overrides.endpoint.model=stub",
         f"train.overrides.model={tiny_model_dir}",
         "train.overrides.chat_template=lima",
+        "train.overrides.method=full",  # so that each arm's own data visibly moves the tiny model
+        "train.overrides.learning_rate=0.01",
+        "train.overrides.min_learning_rate=0.001",
         "train.overrides.max_length=128",
         "train.overrides.output.tensorboard=false",
         "generate.overrides.decoding.max_new_tokens=8",
@@ -52,6 +55,11 @@ def _check_quality_demo(tmp_path, tiny_model_dir, cli, judge):
         low, high = row["ci95"]
         assert 1 <= low <= row["mean"] <= high <= 6
     assert len(judge.requests) == 2 * 4 * 2  # arms x prompts x samples
+    outputs = {
+        arm: [json.loads(line)["output"] for line in (out / "arms" / arm / "generate" / "model.jsonl").open()]
+        for arm in ("se_filtered", "se_unfiltered")
+    }
+    assert outputs["se_filtered"] != outputs["se_unfiltered"]  # each arm trained on its own data
     assert (out / "ablation.png").stat().st_size > 1000
     md = (out / "ablation.md").read_text()
     assert "| Filtered SE | 15 |" in md and "| Unfiltered SE | 15 |" in md
