@@ -21,6 +21,7 @@ ROWS = (
     '<row Id="1" PostTypeId="1" Score="5" Title="How long should green tea steep?" Body="&lt;p&gt;Q&lt;/p&gt;" Tags="&lt;tea&gt;&lt;steeping&gt;" />\n'
     f'<row Id="2" PostTypeId="2" ParentId="1" Score="3" Body="{ANSWER}" />\n'
     '<row Id="3" PostTypeId="1" Score="2" Title="What is matcha made from?" Tags="|tea|matcha|" />\n'  # no Body
+    f'<row Id="10" PostTypeId="2" ParentId="3" Score="4" Body="{ANSWER}" />\n'
     f'<row Id="4" PostTypeId="2" ParentId="99" Score="9" Body="{ANSWER}" />\n'  # question 99 is missing
     '<row Id="5" PostTypeId="5" Body="tag wiki" />\n'
     '<row Id="6" PostTypeId="7" />\n'

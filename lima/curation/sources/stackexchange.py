@@ -2,8 +2,8 @@
 
 Two streaming passes keep memory bounded by the number of questions, never by the dump's bodies: pass 1
 keeps ids and scores, picks each question's top answer (the accepted one breaks ties) and applies the
-cheap filters (type, title, scores); pass 2 reads only the rows of the pairs still in the running, checks
-raw lengths, converts the survivors to Markdown and applies the text filters.
+cheapest filters (type, scores, raw answer length); pass 2 reads only the rows of the pairs still in the
+running, checks the title, converts the survivors to Markdown and applies the text filters.
 """
 
 from __future__ import annotations
@@ -152,34 +152,18 @@ def _read_posts(
     top: dict[int, tuple[int, int]] = {}  # question id -> (best score so far, its first answer id)
     ties: dict[int, list[int]] = {}  # question id -> further answer ids at that best score (rare)
     seen_questions: set[int] = set()
-    short: set[int] = set()  # answers whose raw HTML is too short to ever reach min_chars
+    early: dict[int, str] = {}  # answer id -> why it can be dropped without reading it again
     raw_min = rules.min_chars * rules.raw_min_fraction if rules.min_chars is not None else None
-    for row in _rows(posts):
+    min_question_score = rules.min_question_score
+    for row in _rows(posts):  # the hot loop: one dict lookup per attribute, no body strings unless needed
         get = row.get
         kind = get("PostTypeId")
-        post_id = _int(get("Id"), -1)
-        if kind == QUESTION:
-            counts.rows_in += 1
-            seen_questions.add(post_id)
-            title = get("Title") or ""
-            if post_id < 0:
-                yield drop(f"row{counts.rows_in}", "bad_row")
-            elif "Body" not in row.attrib:
-                yield drop(post_id, "missing_body")
-            elif not title.strip():
-                yield drop(post_id, "missing_title")
-            elif rules.min_question_score is not None and _int(get("Score")) < rules.min_question_score:
-                yield drop(post_id, "question_score")
-            elif rules.self_contained_title and not self_contained_title(title):
-                yield drop(post_id, "title_not_a_question", prompt=title)
-            else:
-                questions[post_id] = _int(get("AcceptedAnswerId"))
-        elif kind == ANSWER:
-            parent = _int(get("ParentId"), -1)
-            if parent < 0 or post_id < 0 or "Body" not in row.attrib:
-                counts.skip("answer_without_parent_or_body")
+        if kind == ANSWER:
+            try:
+                parent, post_id, score = int(get("ParentId")), int(get("Id")), int(get("Score") or 0)
+            except (TypeError, ValueError):
+                counts.skip("answer_without_parent_or_id")
                 continue
-            score = _int(get("Score"))
             best = top.get(parent)
             if best is None or score > best[0]:
                 top[parent] = (score, post_id)
@@ -188,8 +172,26 @@ def _read_posts(
                 ties.setdefault(parent, []).append(post_id)
             else:
                 continue
-            if raw_min is not None and len(get("Body")) < raw_min:
-                short.add(post_id)  # a cheap bound, checked here so pass 2 never reads this body
+            if raw_min is not None:
+                body = get("Body")
+                if body is None:
+                    early[post_id] = "missing_body"
+                elif len(body) < raw_min:  # a cheap bound, checked here so pass 2 never reads this body
+                    early[post_id] = "too_short_raw"
+        elif kind == QUESTION:
+            counts.rows_in += 1
+            try:
+                post_id = int(get("Id"))
+                accepted = int(get("AcceptedAnswerId") or 0)
+                low = min_question_score is not None and int(get("Score") or 0) < min_question_score
+            except (TypeError, ValueError):
+                yield drop(f"row{counts.rows_in}", "bad_row")
+                continue
+            seen_questions.add(post_id)
+            if low:
+                yield drop(post_id, "question_score")
+            else:  # title and body are checked in pass 2, for the few questions still in the running
+                questions[post_id] = accepted
         else:
             counts.skip(_NON_POSTS.get(kind or "", f"post_type_{kind}"))
 
@@ -207,11 +209,11 @@ def _read_posts(
         else:  # LIMA takes the top answer only; the accepted one breaks ties
             tied = [best[1], *ties.get(qid, ())]
             answer = accepted if accepted in tied else min(tied)
-            if answer in short:
-                yield drop(qid, "too_short_raw")
+            if answer in early:
+                yield drop(qid, early[answer])
             else:
                 wanted[answer] = qid
-    del top, ties, short
+    del top, ties, early
     wanted_questions = set(wanted.values())
     questions = {}
 
@@ -222,7 +224,7 @@ def _read_posts(
         if post_id in wanted_questions:
             pending_q[post_id] = (
                 row.get("Title") or "",
-                row.get("Body") or "",
+                row.get("Body"),
                 row.get("Tags") or "",
                 _int(row.get("Score")),
                 row.get("CreationDate") or "",
@@ -230,7 +232,7 @@ def _read_posts(
             qid = post_id
         else:
             qid = wanted[post_id]
-            pending_a[qid] = (row.get("Body") or "", _int(row.get("Score")), post_id)
+            pending_a[qid] = (row.get("Body"), _int(row.get("Score")), post_id)
         if qid in pending_q and qid in pending_a:
             yield _pair(
                 site, qid, pending_q.pop(qid), pending_a.pop(qid), rules, seed, counts, group, language, drop
@@ -286,6 +288,12 @@ def _wanted_rows(posts: Path, wanted: set[int]) -> Iterator[tuple[int, dict[str,
 def _pair(site, qid, question, answer, rules, seed, counts, group, language, drop) -> Example | Drop:
     title, q_body, tags, q_score, date = question
     a_body, a_score, aid = answer
+    if q_body is None or a_body is None:
+        return drop(qid, "missing_body")
+    if not title.strip():
+        return drop(qid, "missing_title")
+    if rules.self_contained_title and not self_contained_title(title):
+        return drop(qid, "title_not_a_question", prompt=title)
     # Cheap bounds on the raw HTML first, so conversion touches only plausible answers.
     if rules.min_chars is not None and len(a_body) < rules.min_chars * rules.raw_min_fraction:
         return drop(qid, "too_short_raw")
