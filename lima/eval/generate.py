@@ -68,6 +68,8 @@ class _Writer:
             "output": output,
             "settings": {**self.settings, **extra},
         }
+        if prompt.history:  # a multi-turn prompt: keep the conversation the answer continues
+            record["history"] = prompt.history
         self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += 1
         self.empty += not output.strip()

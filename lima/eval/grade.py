@@ -13,6 +13,7 @@ from typing import Any
 from lima.core.io import atomic_open, stable_hash, write_json
 from lima.core.llm_client import ChatRequest, LLMClient
 from lima.eval.config import GradeConfig
+from lima.eval.io import judged_prompt
 from lima.eval.judge import fill, load_template
 from lima.eval.parsers import parse_likert
 from lima.eval.stats import bootstrap_ci
@@ -51,10 +52,10 @@ def run_grading(
         answer = record["output"]
         if config.max_answer_chars and len(answer) > config.max_answer_chars:
             answer = answer[: config.max_answer_chars] + "\n[… truncated]"
-        messages = [{"role": "user", "content": fill(template, prompt=record["prompt"], answer=answer)}]
+        messages = [{"role": "user", "content": fill(template, prompt=judged_prompt(record), answer=answer)}]
         if config.system_prompt:
             messages.insert(0, {"role": "system", "content": config.system_prompt})
-        key = stable_hash([config_hash, record["prompt"], answer, sample, attempt])
+        key = stable_hash([config_hash, judged_prompt(record), answer, sample, attempt])
         # Distinct samples need distinct randomness: vary the seed with the sample index.
         return ChatRequest(
             key, messages, config.temperature, config.max_tokens, seed=config.seed + 1000 * sample + attempt

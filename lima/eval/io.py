@@ -20,11 +20,27 @@ class Prompt:
     text: str  # the (last) user turn, what a judge sees as the question
     messages: list[dict[str, str]] = field(default_factory=list)  # the full conversation to continue
 
+    @property
+    def history(self) -> list[dict[str, str]]:
+        """The turns before the last user turn (empty for a single-turn prompt)."""
+        turns = [m for m in self.messages if m["role"] != "system"]
+        return turns[:-1] if len(turns) > 1 else []
+
     def chat(self, system_prompt: str | None = None) -> list[dict[str, str]]:
         messages = self.messages or [{"role": "user", "content": self.text}]
         if system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system_prompt}, *messages]
         return messages
+
+
+def judged_prompt(record: dict[str, Any]) -> str:
+    """What a judge sees as the question: the last user turn, preceded by the conversation so far when the
+    generation continued a multi-turn dialogue (LIMA's dialogue evaluation)."""
+    history = record.get("history") or []
+    if not history:
+        return record["prompt"]
+    turns = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in history)
+    return f"[Conversation so far]\n{turns}\n\n[Final user turn, to be answered]\n{record['prompt']}"
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:

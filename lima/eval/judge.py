@@ -18,6 +18,7 @@ from lima.core.errors import LimaError
 from lima.core.io import atomic_open, stable_hash, write_json
 from lima.core.llm_client import ChatRequest, ChatResult, LLMClient
 from lima.eval.config import JudgeConfig
+from lima.eval.io import judged_prompt
 from lima.eval.parsers import PAIRWISE_PARSERS
 from lima.eval.stats import length_controlled_win_rate, outcome_summary
 
@@ -255,7 +256,7 @@ def run_judging(
     name_a, name_b = _model_name(records_a, gen_a), _model_name(records_b, gen_b)
     if name_a == name_b:
         name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
-    items = [PairItem(a["prompt_id"], a["prompt"], a["output"], b["output"]) for a, b in pairs]
+    items = [PairItem(a["prompt_id"], judged_prompt(a), a["output"], b["output"]) for a, b in pairs]
     cache = Path(config.cache) if config.cache else out_dir / "judge_cache.sqlite"
     with RunManifest(out_dir, "judge", config, inputs=[gen_a, gen_b], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:
