@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/lima doctor
+	$(VENV)/bin/lima run configs/experiments/demo.yaml --out runs/demo
 
 test: install
 	$(VENV)/bin/ruff check lima tests bench
