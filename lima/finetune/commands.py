@@ -25,7 +25,11 @@ def train(
     out_dir = out or Path("runs") / f"train-{config.stem}"
     from lima.finetune.run import run_training
 
-    result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
+    try:
+        result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; finished epochs are kept. Continue with: --out {out_dir} --resume", err=True)
+        raise typer.Exit(130) from None
     for epoch in result.epochs:
         dev_loss = epoch.get("dev_loss")
         typer.echo(

@@ -154,5 +154,8 @@ def prepare_model(config: TrainConfig) -> Prepared:
     if config.uses_adapter:
         from peft import get_peft_model
 
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input under LoRA
+
         model = get_peft_model(model, _peft_config(config, model, new_token_ids))
     return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
