@@ -154,7 +154,7 @@ class CurateConfig(Config):
     executor: Literal["local", "dask"] = "local"
     workers: int = Field(2, ge=1)
     dask_address: str | None = None  # an existing scheduler ("tcp://host:8786"); default: a LocalCluster
-    shard_bytes: int = Field(64 << 20, ge=1 << 16)  # JSONL/CSV files larger than this are split by byte range
+    shard_bytes: int = Field(64 << 20, ge=1 << 16)  # JSONL files larger than this are split by byte range
 
     @field_validator("inputs")
     @classmethod
