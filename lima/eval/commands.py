@@ -70,22 +70,9 @@ def judge(
     cfg = load_config(config, JudgeConfig, overrides or [])
     out = out or Path("runs/judge") / f"{_slug(a.stem)}_vs_{_slug(b.stem)}"
     summary = run_judging(cfg, a, b, out, limit=limit)
-    keys = (
-        "model_a",
-        "model_b",
-        "n",
-        "errors",
-        "win_pct",
-        "tie_pct",
-        "loss_pct",
-        "win_rate",
-        "ci95",
-        "lc_win_rate",
-        "position_consistency",
-        "mean_len_a",
-        "mean_len_b",
-    )
-    _echo_table({k: summary[k] for k in keys})
+    from lima.eval.report import SUMMARY_KEYS
+
+    _echo_table({k: summary[k] for k in SUMMARY_KEYS})
     client = summary["client"]
     typer.echo(
         f"requests {client['requests']}, cache hits {client['cache_hits']}, "

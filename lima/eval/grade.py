@@ -14,25 +14,13 @@ from lima.core.io import atomic_open, stable_hash, write_json
 from lima.core.llm_client import ChatRequest, LLMClient
 from lima.eval.config import GradeConfig
 from lima.eval.io import judged_prompt
-from lima.eval.judge import fill, load_template
+from lima.eval.judge import annotator_hash, fill, load_template
 from lima.eval.parsers import parse_likert
 from lima.eval.stats import bootstrap_ci
 
 
 def _config_hash(config: GradeConfig, template: str) -> str:
-    endpoint = config.endpoint
-    return stable_hash(
-        {
-            "base_url": endpoint.base_url,
-            "model": endpoint.model,
-            "embedded_model": endpoint.embedded_model if endpoint.is_embedded else None,
-            "template": template,
-            "system_prompt": config.system_prompt,
-            "temperature": config.temperature,
-            "max_tokens": config.max_tokens,
-            "max_answer_chars": config.max_answer_chars,
-        }
-    )
+    return annotator_hash(config, template)
 
 
 def run_grading(

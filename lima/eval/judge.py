@@ -69,22 +69,23 @@ def _clip(text: str, limit: int | None) -> str:
     return text if limit is None or len(text) <= limit else text[:limit] + "\n[… truncated]"
 
 
-def judge_config_hash(config: JudgeConfig, template: str) -> str:
-    """What changes a judge's replies; concurrency, timeouts and prices do not."""
+def annotator_hash(config: Any, template: str, *fields: str) -> str:
+    """What changes an LLM annotator's replies (judge or grader); concurrency, timeouts and prices do not."""
     endpoint = config.endpoint
+    common = ("system_prompt", "temperature", "max_tokens", "max_answer_chars", *fields)
     return stable_hash(
         {
             "base_url": endpoint.base_url,
             "model": endpoint.model,
             "embedded_model": endpoint.embedded_model if endpoint.is_embedded else None,
             "template": template,
-            "system_prompt": config.system_prompt,
-            "temperature": config.temperature,
-            "retry_temperature": config.retry_temperature,
-            "max_tokens": config.max_tokens,
-            "max_answer_chars": config.max_answer_chars,
+            **{name: getattr(config, name) for name in common},
         }
     )
+
+
+def judge_config_hash(config: JudgeConfig, template: str) -> str:
+    return annotator_hash(config, template, "retry_temperature")
 
 
 def combine(first: str, second: str, mode: str = "strict") -> str:

@@ -77,26 +77,18 @@ pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;paddin
 .err{color:#c62828}"""
 
 
+# The summary fields shown for a pairwise judgment, in the CLI and the HTML report.
+SUMMARY_KEYS = (
+    "model_a", "model_b", "n", "errors", "win_pct", "tie_pct", "loss_pct", "win_rate", "ci95",
+    "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
+)  # fmt: skip
+
+
 def write_judge_report(
     summary: dict[str, Any], judgments: list[dict[str, Any]], path: Path, chart: Path
 ) -> Path:
     """A single HTML file: summary table, the chart, and every judgment with both raw judge replies."""
-    keys = (
-        "n",
-        "errors",
-        "win_pct",
-        "tie_pct",
-        "loss_pct",
-        "win_rate",
-        "ci95",
-        "lc_win_rate",
-        "position_consistency",
-        "first_position_pick_pct",
-        "mean_len_a",
-        "mean_len_b",
-        "judge",
-        "template",
-    )
+    keys = (*SUMMARY_KEYS, "first_position_pick_pct", "judge", "template")
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys)
     items = []
     for j in judgments:

@@ -143,8 +143,8 @@ def write_run_report(result: Any, config: Any) -> Path:
     if curate_dir.exists():
         from lima.curation.report import render_data_card_html, render_data_card_md
 
-        sections_html.append("<h2>Data card</h2>" + render_data_card_html(curate_dir))
-        sections_md.append("## Data card\n\n" + render_data_card_md(curate_dir))
+        sections_html.append(render_data_card_html(curate_dir))  # it carries its own "Data card" heading
+        sections_md.append(render_data_card_md(curate_dir))
 
     curves = training_curves(out / "train", out / "training_curves.png")
     epochs = _read_jsonl(out / "train" / "epochs.jsonl")
