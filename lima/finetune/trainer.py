@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from lima.finetune.checkpoints import write_epoch_checkpoint
 
@@ -35,6 +36,24 @@ def linear_to_floor_schedule(optimizer: torch.optim.Optimizer, total_steps: int,
     )
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped order drawn from ``seed + epoch`` rather than the global RNG, so a resumed run sees
+    exactly the batches the uninterrupted run would have (HF's sampler draws from the global RNG, whose
+    state at an epoch start is not restored on resume)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
 class LimaTrainer(Trainer):
     def __init__(self, *args: Any, lr_floor_ratio: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +65,16 @@ class LimaTrainer(Trainer):
                 optimizer or self.optimizer, num_training_steps, self.lr_floor_ratio
             )
         return self.lr_scheduler
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochSeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=dataset[self.args.length_column_name],
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)

@@ -102,27 +102,35 @@ def test_eot_in_saved_tokenizer_and_generation_stops_at_it(lora_run):
     assert len(new) == 4 and new[-1] == eot
 
 
-def test_kill_mid_epoch_then_resume_matches_uninterrupted(cli, lora_run, tiny_model_dir, train_files, tmp_path):
+@pytest.mark.parametrize("batching", ["padding_free", "padded"])
+def test_kill_mid_epoch_then_resume_matches_uninterrupted(cli, lora_run, tiny_model_dir, train_files, tmp_path,
+                                                           batching):  # fmt: skip
     data, dev = train_files
+    args = train_args(tiny_model_dir, data, dev, tmp_path / "killed", "output.resume_every_steps=3",
+                      f"batching={batching}")  # fmt: skip
+    reference = lora_run
+    if batching == "padded":  # lora_run is padding-free (tiny.yaml); run the padded reference here
+        reference = tmp_path / "reference"
+        assert cli(*[a if a != str(tmp_path / "killed") else str(reference) for a in args], env=THREADS).returncode == 0
     out = tmp_path / "killed"
-    args = train_args(tiny_model_dir, data, dev, out, "output.resume_every_steps=3")
     killed = cli(*args, env={**THREADS, "LIMA_TEST_KILL_AT_STEP": "7"})
     assert killed.returncode == -9  # SIGKILL: no cleanup ran
     assert (out / "checkpoints" / "epoch-1").is_dir() and not (out / "checkpoints" / "epoch-2").exists()
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
-    again = cli(*args, env=THREADS)
-    assert again.returncode == 2 and "--resume" in again.stderr  # never overwrites a run by accident
+    if batching == "padding_free":
+        again = cli(*args, env=THREADS)
+        assert again.returncode == 2 and "--resume" in again.stderr  # never overwrites a run by accident
     resumed = cli(*args, "--resume", env=THREADS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout and "checkpoint-6" in resumed.stdout
     assert [r["step"] for r in _jsonl(out / "train_log.jsonl")] == list(range(1, 9))
     assert [e["epoch"] for e in _jsonl(out / "epochs.jsonl")] == [1, 2]
     mine = load_file(out / "checkpoints" / "epoch-2" / "adapter_model.safetensors")
-    reference = load_file(lora_run / "checkpoints" / "epoch-2" / "adapter_model.safetensors")
-    assert mine.keys() == reference.keys()
-    for key in reference:
-        torch.testing.assert_close(mine[key], reference[key], rtol=1e-5, atol=1e-6)
-    ref_losses = [r["loss"] for r in _jsonl(lora_run / "train_log.jsonl")]
+    expected = load_file(reference / "checkpoints" / "epoch-2" / "adapter_model.safetensors")
+    assert mine.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(mine[key], expected[key], rtol=1e-5, atol=1e-6)
+    ref_losses = [r["loss"] for r in _jsonl(reference / "train_log.jsonl")]
     assert [r["loss"] for r in _jsonl(out / "train_log.jsonl")] == pytest.approx(ref_losses, rel=1e-5)
 
 
