@@ -163,3 +163,15 @@ def test_full_finetuning_loss_falls_on_a_fixed_batch(cli, tiny_model_dir, tmp_pa
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
     assert json.loads((ckpt / "lima_checkpoint.json").read_text())["method"] == "full"
     assert all(e["dev_loss"] is None for e in _jsonl(out / "epochs.jsonl"))
+
+
+def test_dora_adapter(cli, tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", records(2))
+    out = tmp_path / "dora"
+    result = cli(*train_args(tiny_model_dir, data, None, out, "method=dora", "epochs=1"), env=THREADS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = out / "checkpoints" / "epoch-1"
+    assert json.loads((ckpt / "adapter_config.json").read_text())["use_dora"] is True
+    assert any("lora_magnitude_vector" in k for k in load_file(ckpt / "adapter_model.safetensors"))
+    model, _ = load_for_inference(ckpt)
+    assert not model.training
