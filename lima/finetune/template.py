@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lima.core.errors import ConfigError
+
 # Roles on their own line, the utterance, then EOT. ``eot_token`` is passed in when rendering.
 LIMA_TEMPLATE = (
     "{{ bos_token }}"
@@ -38,8 +40,6 @@ def prepare_tokenizer(tokenizer: Any, chat_template: str, eot_token: str) -> Cha
         kind = "model" if getattr(tokenizer, "chat_template", None) else "lima"
     if kind == "model":
         if not getattr(tokenizer, "chat_template", None):
-            from lima.core.errors import ConfigError
-
             raise ConfigError(
                 "chat_template: model: this model's tokenizer has no chat template; use chat_template=lima"
             )
