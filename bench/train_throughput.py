@@ -21,11 +21,12 @@ FLOPs per token for LoRA/QLoRA and 6N for full, N = non-embedding parameters (in
 excluded; ``mfu_all_params`` uses all parameters), against the device's dense bf16 peak (table below, or
 --peak-tflops).
 
-Run on a lent H100/H200 (about 6-8 minutes). Once, here, fetch the wheels the device lacks into an ignored
-folder (~62 MB; the versions this repo's venv tests with):
+Run on a lent H100/H200 (expected 6-8 minutes: one 8B build + six runs of ~1 minute; not yet measured). Once,
+here, fetch the wheels the device lacks into an ignored folder (~62 MB of the 64 MiB a call carries; the
+versions this repo's venv tests with):
 
     echo /.whl/ >> .git/info/exclude
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 -d .whl trl==1.16.0 bitsandbytes==0.50.2 transformers==5.24.0 \
       peft==0.21.2 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 pydantic_core==2.50.5 \
@@ -35,7 +36,7 @@ then one device call with carry [".whl"] and timeout_s 600:
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
       .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 || exit; \
-    python3 -c "import trl, bitsandbytes, datasets, pydantic" && \
+    python3 -c "import trl, bitsandbytes, datasets, lima.finetune.run; print(trl.__version__)" && \
     python3 bench/train_throughput.py --gpu --out $OUT/train_throughput_gpu.json 2>&1 | tee $OUT/log.txt
 
 and copy $OUT's train_throughput_gpu.json/.md into bench/results/. The report is rewritten after every run, so
@@ -472,6 +473,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     import torch
 
     smoke = args.smoke
+    in_process = smoke and not args.isolate
     cuda = torch.cuda.is_available()
     if not smoke and not cuda:
         raise SystemExit("--gpu needs a CUDA GPU; use --smoke on CPU")
@@ -494,7 +496,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     if "full" in methods:
         models["full"] = args.full_layers
     print(f"building random-weight models {models} in {work} ...", flush=True)
-    built = _dispatch({"kind": "build", "arch": arch, "models": models, "work": str(work)}, smoke, args.job_timeout)
+    built = _dispatch({"kind": "build", "arch": arch, "models": models, "work": str(work)}, in_process, args.job_timeout)
     if built.get("status") == "error":
         raise SystemExit(f"building the models failed: {built['error']}")
     peak, peak_source = peak_bf16_tflops(built["device"], args.peak_tflops)
@@ -562,7 +564,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
                    "warmup": args.warmup_steps, "steps": steps[method], "lima_set": args.lima_set,
                    "work": str(work)}  # fmt: skip
             print(f"{method:5s} {side:4s} ...", flush=True)
-            result = _dispatch(job, smoke, args.job_timeout)
+            result = _dispatch(job, in_process, args.job_timeout)
             if result.get("status") == "ok":
                 result["mfu"] = mfu(result["tokens_per_s"], params["non_embedding"], method, peak)
                 result["mfu_all_params"] = mfu(result["tokens_per_s"], params["total"], method, peak)
@@ -608,6 +610,7 @@ def main() -> None:
     gpu.add_argument("--lengths", type=Path, help=f"lengths JSON (default {LENGTHS_FILE.relative_to(ROOT)})")
     gpu.add_argument("--write-lengths", type=Path, help="tokenize LIMA's training set, write its lengths, exit")
     gpu.add_argument("--lima-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra lima config overrides")
+    gpu.add_argument("--isolate", action="store_true", help="--smoke: each run in its own subprocess, as --gpu does")
     gpu.add_argument("--job-timeout", type=float, default=300, help="seconds per subprocess run")
     gpu.add_argument("--work", help="where models and runs go (default: the system temp dir)")
     gpu.add_argument("--keep-work", action="store_true")
@@ -628,8 +631,9 @@ def main() -> None:
             if getattr(args, key) is None:
                 setattr(args, key, smoke_value if args.smoke else gpu_value)
         args.lengths = args.lengths or LENGTHS_FILE
-        args.out = args.out or ROOT / "bench" / "results" / ("train_throughput_gpu_smoke.json" if args.smoke
-                                                             else "train_throughput_gpu.json")  # fmt: skip
+        if args.out is None:  # a smoke run never overwrites committed results
+            smoke_out = Path(tempfile.gettempdir()) / "train_throughput_smoke.json"
+            args.out = smoke_out if args.smoke else ROOT / "bench" / "results" / "train_throughput_gpu.json"
         report = run_gpu_bench(args)
         print(f"-> {args.out} ({report['device']})")
         return
