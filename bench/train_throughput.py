@@ -412,9 +412,14 @@ def run_job(job: dict) -> dict:
 
 
 def _dispatch(job: dict, in_process: bool, timeout_s: float) -> dict:
-    """Run ``job`` here (``--smoke``) or in its own subprocess (own CUDA context and peak memory)."""
-    if in_process:
-        return run_job(job)
+    """Run ``job`` here (``--smoke``) or in its own subprocess (own CUDA context and peak memory); the result
+    carries ``wall_s``, the job's whole time (imports, model load, training), for planning device time."""
+    start = time.perf_counter()
+    result = run_job(job) if in_process else _subprocess_job(job, timeout_s)
+    return {**result, "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def _subprocess_job(job: dict, timeout_s: float) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, __file__, "--job", json.dumps(job)]
     try:
@@ -430,7 +435,7 @@ def _dispatch(job: dict, in_process: bool, timeout_s: float) -> dict:
 
 def write_report(report: dict, out: Path) -> None:
     """``out`` (JSON) and ``out`` with ``.md``: a table per method, lima against TRL defaults."""
-    from lima.core.io import write_json
+    from lima.core.io import atomic_open, write_json
 
     write_json(out, report)
     lines = [f"# Training throughput: `lima train` vs TRL `SFTTrainer` defaults ({report['mode']})", "",
@@ -440,8 +445,8 @@ def write_report(report: dict, out: Path) -> None:
              f"- data: {report['data']['description']}",
              f"- MFU: {report['mfu_convention']}",
              f"- settings: {json.dumps(report['settings'])}", "",
-             "| method | side | tokens/s | peak memory (GiB) | MFU | MFU (all params) | speedup vs TRL |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| method | side | tokens/s | peak memory (GiB) | MFU | MFU (all params) | speedup vs TRL | run wall (s) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     for method, row in report["results"].items():
         for side in ("lima", "trl"):
@@ -449,23 +454,15 @@ def write_report(report: dict, out: Path) -> None:
             if r is None:
                 continue
             if r.get("status") != "ok":
-                lines.append(f"| {method} | {side} | {r.get('status')}: {r.get('error') or r.get('reason')} | | | | |")
+                lines.append(f"| {method} | {side} | {r.get('status')}: {r.get('error') or r.get('reason')} | | | | | |")
                 continue
             speedup = row.get("speedup") if side == "lima" else None
             lines.append(f"| {method} | {side} | {r['tokens_per_s']:,.0f} | {r['peak_memory_gib']:.2f} | "
                          f"{pct(r.get('mfu'))} | {pct(r.get('mfu_all_params'))} | "
-                         f"{'-' if speedup is None else f'{speedup:.2f}x'} |")  # fmt: skip
-    lines += ["", f"Targets: {report['targets']}", ""]
-    with atomic_text(out.with_suffix(".md")) as fh:
+                         f"{'-' if speedup is None else f'{speedup:.2f}x'} | {r.get('wall_s', '-')} |")  # fmt: skip
+    lines += ["", f"Targets: {report['targets']}", "", f"Model build: {report['build_wall_s']} s.", ""]
+    with atomic_open(out.with_suffix(".md")) as fh:
         fh.write("\n".join(lines))
-
-
-@contextlib.contextmanager
-def atomic_text(path: Path):
-    from lima.core.io import atomic_open
-
-    with atomic_open(path) as fh:
-        yield fh
 
 
 def run_gpu_bench(args: argparse.Namespace) -> dict:
@@ -482,7 +479,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     unknown = sorted(set(methods) - set(RECIPES))
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; choose from {sorted(RECIPES)}")
-    work = Path(tempfile.mkdtemp(prefix="bench-gpu-", dir=args.work))
+    work = Path(tempfile.mkdtemp(prefix="bench-gpu-", dir=args.work or _default_work(smoke)))
 
     lengths = json.loads(args.lengths.read_text())["lengths"]
     lengths_source = str(args.lengths.relative_to(ROOT) if args.lengths.is_relative_to(ROOT) else args.lengths)
@@ -500,6 +497,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     if built.get("status") == "error":
         raise SystemExit(f"building the models failed: {built['error']}")
     peak, peak_source = peak_bf16_tflops(built["device"], args.peak_tflops)
+    print(f"built in {built['wall_s']} s on {built['device']}", flush=True)
 
     from transformers import AutoTokenizer
 
@@ -547,6 +545,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
         "embedding and LM head excluded); mfu_all_params uses N = all parameters",
         "settings": settings,
         "versions": versions,
+        "build_wall_s": built["wall_s"],
         "results": {},
         "targets": "lima >= 2.5x TRL defaults in tokens/s; MFU >= 45%; QLoRA-8B peak <= 12 GiB at 2,048 tokens",
     }
@@ -576,6 +575,15 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _default_work(smoke: bool) -> str | None:
+    """/dev/shm when it has room for the 8B checkpoints (~22 GB): the six loads then read from memory and
+    nothing goes through the device's disk; else the system temp dir."""
+    shm = Path("/dev/shm")
+    if not smoke and shm.is_dir() and shutil.disk_usage(shm).free > 40 * 2**30:
+        return str(shm)
+    return None
 
 
 def write_lengths(path: Path) -> None:
@@ -612,7 +620,7 @@ def main() -> None:
     gpu.add_argument("--lima-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra lima config overrides")
     gpu.add_argument("--isolate", action="store_true", help="--smoke: each run in its own subprocess, as --gpu does")
     gpu.add_argument("--job-timeout", type=float, default=300, help="seconds per subprocess run")
-    gpu.add_argument("--work", help="where models and runs go (default: the system temp dir)")
+    gpu.add_argument("--work", help="where models and runs go (default: /dev/shm if it has 40 GiB free, else temp)")
     gpu.add_argument("--keep-work", action="store_true")
     gpu.add_argument("--seed", type=int, default=0)
     gpu.add_argument("--job", help=argparse.SUPPRESS)
