@@ -105,6 +105,7 @@ def _judge_ladder(config, candidates, table, dev_path, generate_config, judge_co
             summary.get("ties"),
             summary.get("losses"),
         )
-        if (summary.get("win_rate") or 0.0) > 0.5:
+        # win_rate is a percentage with ties counted half: an all-tie round keeps the incumbent
+        if (summary.get("win_rate") or 0.0) > 50.0:
             best = i
     return best
