@@ -73,3 +73,30 @@ def stable_hash(obj: Any) -> str:
     """Hash of a JSON-serialisable object, independent of dict key order."""
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def read_jsonl_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a log-style JSONL file we wrote ourselves ([] when absent); a line cut short by a kill is
+    skipped. (Data files go through lima.core.record, which reports bad lines instead.)"""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def resolve_path(path: str | os.PathLike, roots: tuple[Path, ...] = ()) -> Path:
+    """A path from a config: as given when it exists (absolute, or relative to the working directory),
+    else under the first of ``roots`` that holds it, else as given (so the error names what was written)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    for root in roots:
+        if (root / candidate).exists():
+            return root / candidate
+    return candidate

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from lima.core.config import Config
 from lima.core.endpoint import EndpointConfig
+from lima.core.io import resolve_path as core_resolve_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SITE_GROUPS = "configs/curate/data/stackexchange_sites.yaml"
@@ -166,8 +167,4 @@ class CurateConfig(Config):
 
 def resolve_path(path: str | Path) -> Path:
     """A config path: as given if it exists (absolute or relative to cwd), else relative to the repo root."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    from_root = REPO_ROOT / candidate
-    return from_root if from_root.exists() else candidate
+    return core_resolve_path(path, (REPO_ROOT,))

@@ -4,24 +4,19 @@ data card that the pipeline's own report reuses. Every piece of dump text is HTM
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lima.core.html import esc as escape
 from lima.core.io import atomic_open
 from lima.core.record import Example
 from lima.curation.config import CurateConfig
 
 ASSETS = "report_assets"
 MAP_DOMAINS = 10  # domains coloured on the embedding map; the rest are grey
-
-
-def escape(text: Any) -> str:
-    """HTML-escape anything shown in a report (quotes included)."""
-    return html.escape(str(text), quote=True)
 
 
 def _md_cell(text: Any) -> str:

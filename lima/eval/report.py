@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
 from typing import Any
 
+from lima.core.html import esc, png_img
 from lima.core.io import atomic_open
 
 COLORS = {"win": "#2e7d32", "tie": "#bdbdbd", "loss": "#c62828"}
-
-
-def esc(value: Any) -> str:
-    """HTML-escape any value (quotes included): model outputs and prompts are untrusted text."""
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str | None = None) -> Path:
@@ -64,13 +58,6 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
     return path
 
 
-def _img(path: Path) -> str:
-    if not path.is_file():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="win/tie/loss chart" src="data:image/png;base64,{data}">'
-
-
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;padding:6px;margin:0}
@@ -106,7 +93,7 @@ def write_judge_report(
     title = f"{summary.get('model_a')} vs {summary.get('model_b')}"
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{_STYLE}</style>"
-        f"</head><body><h1>{esc(title)}</h1><table>{rows}</table>{_img(chart)}<h2>Judgments</h2><table>"
+        f"</head><body><h1>{esc(title)}</h1><table>{rows}</table>{png_img(chart, 'win/tie/loss chart')}<h2>Judgments</h2><table>"
         f"<tr><th>id</th><th>verdict (A = {esc(summary.get('model_a'))})</th><th>prompt</th><th>A</th><th>B</th>"
         f"<th>judge</th></tr>{''.join(items)}</table></body></html>\n"
     )

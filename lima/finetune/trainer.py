@@ -19,6 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from lima.core.io import read_jsonl_rows as read_jsonl  # our own logs: a torn last line is skipped
 from lima.finetune.checkpoints import write_epoch_checkpoint
 
 
@@ -96,18 +97,6 @@ def _append_jsonl(path: Path, obj: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(obj) + "\n")
         fh.flush()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-    return rows
 
 
 def truncate_jsonl(path: Path, max_step: int) -> None:

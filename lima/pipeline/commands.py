@@ -21,7 +21,9 @@ def run(
     result = run_experiment(cfg, out or Path("runs") / cfg.name, config_path=config)
     for name, summary in result.judgments.items():
         rate, ci = summary.get("win_rate"), summary.get("ci95") or (None, None)
-        shown = f"{rate:.1f}% (95% CI {ci[0]:.1f}–{ci[1]:.1f})" if rate is not None and None not in ci else "n/a"
+        shown = (
+            f"{rate:.1f}% (95% CI {ci[0]:.1f}–{ci[1]:.1f})" if rate is not None and None not in ci else "n/a"
+        )
         typer.echo(f"model vs {name}: win rate {shown}, {summary.get('errors', 0)} judge errors")
     typer.echo(f"report: {result.report_html}")
 

@@ -15,6 +15,7 @@ from lima.core.config import (
     schema_for_kind,
     validate_config,
 )
+from lima.core.io import resolve_path as core_resolve_path
 
 
 class StageRef(Config):
@@ -43,14 +44,8 @@ class StageRef(Config):
 
 
 def resolve_path(path: str | Path, base_dir: Path) -> Path:
-    """Paths in configs are relative to the working directory; else to the config's folder or a parent of it."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    for root in (base_dir, *base_dir.parents):
-        if (root / candidate).exists():
-            return root / candidate
-    return candidate
+    """Paths in configs: relative to the working directory, else to the config's folder or a parent of it."""
+    return core_resolve_path(path, (base_dir, *base_dir.parents))
 
 
 class Baseline(Config):

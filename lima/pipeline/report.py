@@ -4,13 +4,13 @@ Every piece of text that came from data or models is HTML-escaped."""
 
 from __future__ import annotations
 
-import base64
 import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from lima.core.io import atomic_open
+from lima.core.html import png_img
+from lima.core.io import atomic_open, read_jsonl_rows
 from lima.core.manifest import read_manifest, redact
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -19,23 +19,10 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:8px;max-height:30em;overflow
 .side{display:grid;grid-template-columns:1fr 1fr;gap:8px}img{max-width:100%}"""
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _img(path: Path) -> str:
-    if not path.exists():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{escape(path.name)}" src="data:image/png;base64,{data}">'
-
-
 def training_curves(train_dir: Path, path: Path) -> Path | None:
     """Loss, dev loss and tokens/s over steps/epochs, from the trainer's logs."""
-    log = _read_jsonl(train_dir / "train_log.jsonl")
-    epochs = _read_jsonl(train_dir / "epochs.jsonl")
+    log = read_jsonl_rows(train_dir / "train_log.jsonl")
+    epochs = read_jsonl_rows(train_dir / "epochs.jsonl")
     if not log and not epochs:
         return None
     import matplotlib
@@ -122,7 +109,9 @@ def _grade_rows(grades: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
-    by_model = {name: {r["prompt_id"]: r for r in _read_jsonl(path)} for name, path in generations.items()}
+    by_model = {
+        name: {r["prompt_id"]: r for r in read_jsonl_rows(path)} for name, path in generations.items()
+    }
     ours = by_model.get("model", {})
     rows = []
     for prompt_id, record in list(ours.items())[:limit]:
@@ -147,10 +136,10 @@ def write_run_report(result: Any, config: Any) -> Path:
         sections_md.append(render_data_card_md(curate_dir))
 
     curves = training_curves(out / "train", out / "training_curves.png")
-    epochs = _read_jsonl(out / "train" / "epochs.jsonl")
+    epochs = read_jsonl_rows(out / "train" / "epochs.jsonl")
     sections_html.append(
         "<h2>Training</h2>"
-        + (_img(curves) if curves else "")
+        + (png_img(curves) if curves else "")
         + _table_html(epochs, ["epoch", "train_loss", "dev_loss", "checkpoint"])
     )
     sections_md.append(
@@ -177,7 +166,7 @@ def write_run_report(result: Any, config: Any) -> Path:
         rows = _judge_rows(result.judgments)
         columns = list(rows[0])
         sections_html.append(
-            "<h2>Pairwise judgments (model vs baseline)</h2>" + _img(chart) + _table_html(rows, columns)
+            "<h2>Pairwise judgments (model vs baseline)</h2>" + png_img(chart) + _table_html(rows, columns)
         )
         sections_md.append(
             "## Pairwise judgments (model vs baseline)\n\n![win/tie/loss](winrate.png)\n\n"

@@ -4,25 +4,26 @@ ladder in epoch order); alternatives are the lowest dev loss or simply the last 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from lima.core.checkpoint import checkpoint_info as read_checkpoint_info
 from lima.core.errors import LimaError
 from lima.pipeline.config import SelectConfig
 
 
 def checkpoint_info(path: Path) -> dict[str, Any]:
-    meta_path = path / "lima_checkpoint.json"
-    if not meta_path.exists():
+    info = read_checkpoint_info(path)
+    if info is None:
         raise LimaError(f"{path}: not a lima checkpoint (no lima_checkpoint.json)")
-    return json.loads(meta_path.read_text())
+    return info
 
 
 def candidates_in_range(
     config: SelectConfig, checkpoints: list[Path]
 ) -> list[tuple[int, Path, dict[str, Any]]]:
-    found = [(checkpoint_info(p)["epoch"], p, checkpoint_info(p)) for p in checkpoints]
+    infos = [(p, checkpoint_info(p)) for p in checkpoints]
+    found = [(info["epoch"], p, info) for p, info in infos]
     if not found:
         raise LimaError("training produced no checkpoints to select from")
     inside = [
