@@ -21,7 +21,7 @@ from lima.core.io import atomic_open, write_json
 from lima.core.manifest import RunManifest
 from lima.core.suggest import unknown_name
 from lima.pipeline.config import AblationConfig, Arm, load_stage, load_stages, resolve_path
-from lima.pipeline.run import _say, curate_stage, generate_stage, grade_stage, train_stage
+from lima.pipeline.run import announce, curate_stage, generate_stage, grade_stage, train_stage
 from lima.pipeline.stages import Stage, stage_key
 
 RESULT = "arm_result.json"
@@ -53,7 +53,7 @@ def run_arm(
         [prompts],
     )
     if arm_stage.is_done(key):
-        _say(f"arm {arm.name}: finished before, skipped")
+        announce(f"arm {arm.name}: finished before, skipped")
         return json.loads((arm_dir / RESULT).read_text())
     arm_stage.begin(key)  # same key: the stages inside continue where they stopped
     skipped: list[str] = []
@@ -147,7 +147,7 @@ def _spread(config: AblationConfig, out_dir: Path, config_path: Path) -> None:
                 "--arm",
                 arm.name,
             ]
-            _say(f"arm {arm.name} on device {device}")
+            announce(f"arm {arm.name} on device {device}")
             running.append((subprocess.Popen(cmd, env=env), arm.name, device))
         for proc, name, device in list(running):
             if proc.poll() is not None:

@@ -39,7 +39,7 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def _say(message: str) -> None:
+def announce(message: str) -> None:
     console.print(f"[bold cyan]lima run[/bold cyan] {message}")
 
 
@@ -106,11 +106,11 @@ def curate_stage(cfg, run_dir: Path, skipped: list[str]) -> tuple[Path, Path | N
     key = stage_key(cfg)
     if stage.is_done(key):
         skipped.append("curate")
-        _say("curate: unchanged, skipped")
+        announce("curate: unchanged, skipped")
         outputs = stage.outputs()
         return Path(outputs["train"]), Path(outputs["dev"]) if outputs.get("dev") else None
     stage.begin(key)  # curation skips its finished shards itself
-    _say("curate …")
+    announce("curate …")
     result = run_curation(cfg, stage.dir)
     stage.finish(
         key, {"train": str(result.train_path), "dev": str(result.dev_path) if result.dev_path else None}
@@ -127,14 +127,14 @@ def train_stage(
     key = stage_key(cfg, [train_path, dev_path])
     if stage.is_done(key):
         skipped.append("train")
-        _say("train: unchanged, skipped")
+        announce("train: unchanged, skipped")
         return [Path(p) for p in stage.outputs()["checkpoints"]]
     resume = False
     if stage.begin(key):  # same inputs as an unfinished run: continue from its newest resume state
         resume = latest_resume_state(stage.dir) is not None
         if not resume:  # killed before its first state was saved: nothing to keep
             stage.reset(key)
-    _say("train (resuming) …" if resume else "train …")
+    announce("train (resuming) …" if resume else "train …")
     result = run_training(cfg, stage.dir, data=train_path, dev=dev_path, resume=resume)
     stage.finish(key, {"checkpoints": [str(p) for p in result.checkpoints], "epochs": result.epochs})
     return list(result.checkpoints)
@@ -155,10 +155,10 @@ def _select(
     )
     if stage.is_done(key):
         skipped.append("select")
-        _say("select: unchanged, skipped")
+        announce("select: unchanged, skipped")
         return stage.outputs()
     stage.begin(key)
-    _say(f"select a checkpoint ({config.select.strategy}) …")
+    announce(f"select a checkpoint ({config.select.strategy}) …")
     selection = select_checkpoint(
         config.select, checkpoints, dev_path, stages["generate"], stages["judge"], stage.dir
     )
@@ -206,12 +206,12 @@ def generate_stage(
     )
     if stage.is_done(key):
         skipped.append("generate")
-        _say("generate: unchanged, skipped")
+        announce("generate: unchanged, skipped")
         return {k: Path(v) for k, v in stage.outputs().items()}
     stage.begin(key)  # run_generation skips prompts already written, so a rerun continues
     outputs: dict[str, Path] = {}
     for name, spec in models.items():
-        _say(f"generate with {name} ({spec}) …")
+        announce(f"generate with {name} ({spec}) …")
         outputs[name] = run_generation(
             cfg, stage.dir / f"{name}.jsonl", model=spec, prompts=prompts, limit=limit
         )
@@ -233,7 +233,7 @@ def _judge(cfg, out_dir: Path, generations: dict[str, Path], skipped: list[str])
             summaries[name] = json.loads((stage.dir / "summary.json").read_text())
             continue
         stage.begin(key)  # the judge cache inside makes a continued run send nothing twice
-        _say(f"judge model vs {name} …")
+        announce(f"judge model vs {name} …")
         summaries[name] = run_judging(cfg, generations["model"], path, stage.dir)
         stage.finish(key, {"summary": str(stage.dir / "summary.json")})
     return summaries
@@ -255,7 +255,7 @@ def grade_stage(
             grades[name] = stage.outputs()
             continue
         stage.begin(key)
-        _say(f"grade {name} …")
+        announce(f"grade {name} …")
         grades[name] = run_grading(cfg, path, stage.dir, samples=samples)
         stage.finish(key, grades[name])
     return grades
