@@ -58,6 +58,7 @@ def run_checks(load_model: bool = True, start_server: bool = True) -> list[Check
     except Exception as exc:  # a broken torch install is exactly what doctor must report
         checks.append(Check("cuda", False, f"torch failed to import: {exc}"))
 
+    checks.append(_check_cpu())
     if load_model:
         checks.append(_check_model())
     if start_server:
@@ -71,6 +72,26 @@ def run_checks(load_model: bool = True, start_server: bool = True) -> list[Check
     free = free_disk_gb(".")
     checks.append(Check("free disk", free > 5, f"{free:.1f} GB free here", required=False))
     return checks
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The first CPU's feature flags (empty where /proc/cpuinfo is absent, e.g. macOS)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _check_cpu() -> Check:
+    flags = cpu_flags()
+    amx = "amx_tile" in flags
+    detail = f"{platform.machine()}, AVX2 {'yes' if 'avx2' in flags else 'no'}, AMX {'yes' if amx else 'no'}"
+    if amx:
+        detail += " (the judge server runs with ggml's AMX buffers off: they crash on some AMX VMs)"
+    return Check("cpu", True, detail, required=False)
 
 
 def _check_model() -> Check:
@@ -91,18 +112,22 @@ def _check_model() -> Check:
 
 
 def _check_server() -> Check:
+    import openai
+
     from lima.core.errors import LimaError
     from lima.core.judge_server import JudgeServer
 
     t0 = time.monotonic()
     try:
         with JudgeServer() as server:
-            import openai
-
             client = openai.OpenAI(base_url=server.base_url, api_key="none", max_retries=0)
-            reply = client.chat.completions.create(
-                model=server.alias, messages=[{"role": "user", "content": "Say OK."}], max_tokens=4
-            )
+            try:
+                reply = client.chat.completions.create(
+                    model=server.alias, messages=[{"role": "user", "content": "Say OK."}], max_tokens=4
+                )
+            except openai.OpenAIError as exc:  # e.g. it died on the request: say how, not a traceback
+                death = server.death()
+                return Check("judge server", False, death.splitlines()[0] if death else str(exc), False)
             text = (reply.choices[0].message.content or "").strip()
         return Check(
             "judge server", True, f"answered {text!r} in {time.monotonic() - t0:.1f}s", required=False

@@ -3,8 +3,10 @@
     with JudgeServer() as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="none")
 
-Started with the current interpreter, polled until ``/v1/models`` answers, stopped by its pid
-(SIGTERM, then SIGKILL) on exit, error or Ctrl-C.
+Started with the current interpreter through :mod:`lima.core.judge_server_main` (ggml's extra buffer types
+off, so AMX CPUs do not crash it), polled until ``/v1/models`` answers, stopped by its pid (SIGTERM, then
+SIGKILL) on exit, error or Ctrl-C. A server that died is described by :meth:`JudgeServer.death`: its exit code
+or signal and the tail of its log.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def judge_server_available() -> bool:
     return (
         importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("uvicorn") is not None
     )
+
+
+def describe_exit(returncode: int) -> str:
+    """'exited with code 1' or 'killed by signal SIGSEGV (11)' for a Popen returncode."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {name} ({-returncode})"
+    return f"exited with code {returncode}"
 
 
 class JudgeServer:
@@ -78,7 +91,7 @@ class JudgeServer:
 
     def command(self) -> list[str]:
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "lima.core.judge_server_main",
             "--model", str(self.gguf_path),
             "--model_alias", self.alias,
             "--host", "127.0.0.1",
@@ -108,6 +121,12 @@ class JudgeServer:
         self._wait_ready()
         return self
 
+    def death(self) -> str | None:
+        """None while the server runs (or was never started); once it has died, how and its log's tail."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return f"{describe_exit(self.process.returncode)}; the last lines of its log:\n{self._log_tail()}"
+
     def _log_tail(self, n: int = 15) -> str:
         if self._log is None:
             return ""
@@ -122,9 +141,9 @@ class JudgeServer:
         url = f"http://127.0.0.1:{self.port}/v1/models"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                code, tail = self.process.returncode, self._log_tail()
+                death = self.death()
                 self.stop()
-                raise LimaError(f"the judge server exited during start-up (code {code}):\n{tail}")
+                raise LimaError(f"the judge server died during start-up: {death}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200 and json.load(response).get("data") is not None:
@@ -134,6 +153,11 @@ class JudgeServer:
             time.sleep(0.25)
         self.stop()
         raise LimaError(f"the judge server did not answer on {url} within {self.startup_timeout_s:.0f}s")
+
+    def restart(self) -> JudgeServer:
+        """Start afresh on the same port (so clients keep their base_url) after the process died."""
+        self.stop()
+        return self.start()
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -8,7 +8,8 @@
   401/403/404 (bad key, bad model) stop the run at once with one :class:`LimaError` line;
 - a persistent SQLite cache (WAL, one commit per result) keyed by the caller's ``key``: a rerun after
   ``kill -9`` sends nothing for an item that finished. Failed items are not cached, so a rerun retries them;
-- ``base_url: embedded`` starts the local llama.cpp judge server on first need and stops it on exit;
+- ``base_url: embedded`` starts the local llama.cpp judge server on first need and stops it on exit; a server
+  that dies is reported as a crash (signal, log tail), restarted once, and the run goes on from the cache;
 - the API key is read from ``os.environ[endpoint.api_key_env]`` only and scrubbed from every error text.
 """
 
@@ -19,6 +20,7 @@ import json
 import os
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,9 +38,12 @@ CREATE TABLE IF NOT EXISTS completions (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     model TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    logprobs TEXT
 )
 """
+# Columns added after the first release: an older cache gets them on open (NULL in its old rows).
+_ADDED_COLUMNS = {"logprobs": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class ChatRequest:
     stop: list[str] | None = None
     seed: int | None = None
     extra_body: dict[str, Any] | None = None  # server-specific fields, e.g. vLLM's repetition_penalty
+    response_format: dict[str, Any] | None = None  # OpenAI json_schema, or llama.cpp json_object + schema
+    top_logprobs: int | None = None  # set: ask for logprobs with this many alternatives per token
 
 
 @dataclass
@@ -67,6 +74,8 @@ class ChatResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     texts: list[str] = field(default_factory=list)
+    # First choice, per generated token: {"token", "logprob", "top_logprobs": [{"token", "logprob"}]}.
+    logprobs: list[dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +94,7 @@ class ClientStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    server_restarts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "cost_usd": round(self.cost_usd, 6)}
@@ -105,28 +115,47 @@ class ResponseCache:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(_SCHEMA)
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(completions)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE completions ADD COLUMN {name} {kind}")
         except sqlite3.DatabaseError as exc:
             raise LimaError(
                 f"{path}: not a usable cache database ({exc}); delete it to start afresh"
             ) from None
 
-    def get_many(self, keys: list[str]) -> dict[str, tuple[list[str], int, int]]:
-        found: dict[str, tuple[list[str], int, int]] = {}
+    def get_many(self, keys: list[str]) -> dict[str, tuple[list[str], int, int, list[dict] | None]]:
+        found: dict[str, tuple[list[str], int, int, list[dict] | None]] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT key, texts, prompt_tokens, completion_tokens FROM completions WHERE key IN ({marks})",
+                "SELECT key, texts, prompt_tokens, completion_tokens, logprobs FROM completions "
+                f"WHERE key IN ({marks})",
                 chunk,
             )
-            for key, texts, prompt_tokens, completion_tokens in rows:
-                found[key] = (json.loads(texts), prompt_tokens, completion_tokens)
+            for key, texts, prompt_tokens, completion_tokens, logprobs in rows:
+                found[key] = (
+                    json.loads(texts),
+                    prompt_tokens,
+                    completion_tokens,
+                    json.loads(logprobs) if logprobs else None,
+                )
         return found
 
-    def put(self, key: str, texts: list[str], prompt_tokens: int, completion_tokens: int, model: str) -> None:
+    def put(
+        self,
+        key: str,
+        texts: list[str],
+        prompt_tokens: int,
+        completion_tokens: int,
+        model: str,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO completions "
+            "(key, texts, prompt_tokens, completion_tokens, model, created, logprobs) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 json.dumps(texts, ensure_ascii=False),
@@ -134,6 +163,7 @@ class ResponseCache:
                 completion_tokens,
                 model,
                 time.time(),
+                json.dumps(logprobs, ensure_ascii=False) if logprobs is not None else None,
             ),
         )
 
@@ -168,6 +198,7 @@ class LLMClient:
         progress: bool = True,
         backoff_base_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        max_server_restarts: int = 1,
     ) -> None:
         self.endpoint = endpoint
         self.cache = ResponseCache(Path(cache_path)) if cache_path is not None else None
@@ -177,6 +208,8 @@ class LLMClient:
         self.stats = ClientStats()
         self._api_key = api_key_for(endpoint)
         self._server: Any = None  # JudgeServer, started on first uncached request
+        self.max_server_restarts = max_server_restarts
+        self._restart_lock: asyncio.Lock | None = None
         self._base_url = None if endpoint.is_embedded else endpoint.base_url
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -232,18 +265,26 @@ class LLMClient:
             if request.key in results:
                 continue
             hit = cached.get(request.key)
-            if hit is None:
-                todo.setdefault(request.key, request)
+            if hit is None or (request.top_logprobs is not None and hit[3] is None):
+                todo.setdefault(request.key, request)  # (a row cached without the logprobs asked for)
                 continue
-            texts, prompt_tokens, completion_tokens = hit
+            texts, prompt_tokens, completion_tokens, logprobs = hit
             result = ChatResult(
-                request.key, texts[0] if texts else "", None, True, prompt_tokens, completion_tokens, texts
+                request.key,
+                texts[0] if texts else "",
+                None,
+                True,
+                prompt_tokens,
+                completion_tokens,
+                texts,
+                logprobs if request.top_logprobs is not None else None,
             )
             results[request.key] = result
             self.stats.cache_hits += 1
             if on_result:
                 on_result(result)
         if todo:
+            _check_grammars(todo.values())
             show = self.progress if progress is None else progress
             for result in asyncio.run(self._run_all(list(todo.values()), desc, show, on_result)):
                 results[result.key] = result
@@ -259,6 +300,7 @@ class LLMClient:
             base_url=self.base_url, api_key=self._api_key, timeout=self.endpoint.timeout_s, max_retries=0
         )
         semaphore = asyncio.Semaphore(self.endpoint.concurrency)
+        self._restart_lock = asyncio.Lock()
         bar = tqdm(total=len(todo), desc=desc, unit="req", disable=not show, leave=False)
         done: list[ChatResult] = []
 
@@ -302,6 +344,11 @@ class LLMClient:
             kwargs["seed"] = request.seed
         if request.extra_body:
             kwargs["extra_body"] = request.extra_body
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        if request.top_logprobs is not None:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = request.top_logprobs
         where = f"{self.endpoint.base_url} (model {self.endpoint.model!r})"
         attempt = 0
         while True:
@@ -320,15 +367,15 @@ class LLMClient:
                 ) from None
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 # APITimeoutError is an APIConnectionError; any 5xx is an InternalServerError.
+                if isinstance(exc, openai.APIConnectionError) and await self._server_died():
+                    await self._restart_server()
+                    continue  # the same request again, on the new server; not counted as an attempt
                 if attempt >= self.endpoint.max_retries:
                     # Refused connections concern every request; a timeout may be this request's own length.
                     if isinstance(exc, openai.APIConnectionError) and not isinstance(
                         exc, openai.APITimeoutError
                     ):
-                        raise _Fatal(
-                            f"{where} unreachable after {attempt + 1} attempts ({_brief(exc)}); "
-                            "is the server running? rerun to resume: finished items are cached"
-                        ) from None
+                        raise _Fatal(self._unreachable_message(where, attempt + 1, exc)) from None
                     self.stats.errors += 1
                     return ChatResult(
                         request.key, None, f"gave up after {attempt + 1} attempts: {_brief(exc)}"
@@ -343,6 +390,7 @@ class LLMClient:
                 return ChatResult(request.key, None, f"HTTP {exc.status_code}: {_brief(exc)}")
 
         texts = [(choice.message.content or "") for choice in response.choices]
+        logprobs = _token_logprobs(response.choices[0]) if request.top_logprobs is not None else None
         usage = response.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
@@ -354,10 +402,80 @@ class LLMClient:
             + completion_tokens * self.endpoint.price_per_million_output_tokens
         ) / 1e6
         if self.cache is not None:
-            self.cache.put(request.key, texts, prompt_tokens, completion_tokens, response.model or "")
+            self.cache.put(
+                request.key, texts, prompt_tokens, completion_tokens, response.model or "", logprobs
+            )
+        first = texts[0] if texts else ""
         return ChatResult(
-            request.key, texts[0] if texts else "", None, False, prompt_tokens, completion_tokens, texts
+            request.key, first, None, False, prompt_tokens, completion_tokens, texts, logprobs
         )
+
+    # -- the embedded server's crashes ---------------------------------------------------------------
+    async def _server_died(self) -> bool:
+        """Whether the connection failed because the embedded server we started is dead."""
+        if self._server is None:
+            return False
+        if self._server.death() is None:
+            await asyncio.sleep(0.2)  # a process killed mid-request may not be reaped yet
+        return self._server.death() is not None
+
+    async def _restart_server(self) -> None:
+        """Restart a dead embedded server once per run; a second death stops the run with the crash."""
+        assert self._restart_lock is not None
+        async with self._restart_lock:
+            death = self._server.death()
+            if death is None:  # another request restarted it while this one waited
+                return
+            if self.stats.server_restarts >= self.max_server_restarts:
+                raise _Fatal(
+                    f"the embedded judge server (pid {self._server.pid}) crashed again, {death}\n"
+                    "Finished items are cached: rerun the same command to resume. If it keeps crashing, "
+                    "`lima doctor` checks the server, and `lima serve-judge` runs it in the foreground."
+                )
+            self.stats.server_restarts += 1
+            print(
+                f"warning: the embedded judge server (pid {self._server.pid}) crashed, {death}\n"
+                "restarting it and continuing from the cache",
+                file=sys.stderr,
+            )
+            await asyncio.to_thread(self._server.restart)
+
+    def _unreachable_message(self, where: str, attempts: int, exc: Exception) -> str:
+        if self._server is not None:  # we started it and it is alive: not a network problem
+            return (
+                f"the embedded judge server (pid {self._server.pid}) is running but did not answer after "
+                f"{attempts} attempts ({_brief(exc)}); rerun to resume: finished items are cached"
+            )
+        return (
+            f"{where} unreachable after {attempts} attempts ({_brief(exc)}); "
+            "is the server running? rerun to resume: finished items are cached"
+        )
+
+
+def _check_grammars(requests: Any) -> None:
+    """An invalid GBNF grammar crashes a llama.cpp server: check each distinct one before anything is sent."""
+    grammars = {r.extra_body.get("grammar") for r in requests if r.extra_body}
+    grammars.discard(None)
+    if grammars:
+        from lima.core.gbnf import validate_grammar
+
+        for grammar in sorted(grammars):
+            if not isinstance(grammar, str):
+                raise LimaError("extra_body.grammar: a GBNF grammar must be a string")
+            validate_grammar(grammar, "extra_body.grammar")
+
+
+def _token_logprobs(choice: Any) -> list[dict[str, Any]]:
+    """A choice's ``logprobs.content`` as plain dicts (token, logprob, top_logprobs); [] when absent."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    return [
+        {
+            "token": entry.token,
+            "logprob": entry.logprob,
+            "top_logprobs": [{"token": t.token, "logprob": t.logprob} for t in (entry.top_logprobs or [])],
+        }
+        for entry in content
+    ]
 
 
 def _brief(exc: Exception) -> str:
