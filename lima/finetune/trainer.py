@@ -180,6 +180,10 @@ class EpochCheckpointCallback(TrainerCallback):
 
     def _write(self, epoch: int, state, dev_loss: float | None) -> None:
         assert self.trainer is not None
+        if dev_loss is not None and not math.isfinite(dev_loss):
+            if state.is_world_process_zero:
+                print(f"warning: epoch {epoch}: dev_loss is {dev_loss} (diverged?); recorded as null")
+            dev_loss = None  # JSON has no NaN; checkpoint selection skips epochs without a dev loss
         path = write_epoch_checkpoint(
             self.trainer, self.out_dir / "checkpoints" / f"epoch-{epoch}",
             {**self.info, "epoch": epoch, "global_step": state.global_step, "dev_loss": dev_loss},
@@ -193,7 +197,7 @@ class EpochCheckpointCallback(TrainerCallback):
             train_loss = sum(losses) / len(losses) if losses else None
             _append_jsonl(self.out_dir / "epochs.jsonl", {
                 "epoch": epoch, "global_step": state.global_step, "train_loss": train_loss,
-                "dev_loss": None if dev_loss is None or math.isnan(dev_loss) else dev_loss,
+                "dev_loss": dev_loss,
                 "checkpoint": str(path),
             })  # fmt: skip
 

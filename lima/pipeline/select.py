@@ -4,6 +4,7 @@ ladder in epoch order); alternatives are the lowest dev loss or simply the last 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,24 @@ def candidates_in_range(
     return sorted(inside or found, key=lambda c: c[0])
 
 
+def finite_loss(value: Any) -> float | None:
+    """A dev loss to compare, or None: missing, or NaN/inf from a diverged run (older checkpoints hold raw
+    NaN; newer ones write null)."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _lowest_dev_loss(table: list[dict[str, Any]]) -> tuple[int, list[int]]:
+    """Index of the lowest finite dev loss, and the epochs skipped for having none."""
+    usable = [i for i, row in enumerate(table) if row["dev_loss"] is not None]
+    if not usable:
+        raise LimaError(
+            "select.strategy=dev_loss needs a dev set and a finite dev loss, and no checkpoint has one (no dev "
+            "split, or training diverged): configure a dev split in curation or use select.strategy=last"
+        )
+    skipped = [row["epoch"] for i, row in enumerate(table) if i not in usable]
+    return min(usable, key=lambda i: table[i]["dev_loss"]), skipped
+
+
 def select_checkpoint(
     config: SelectConfig,
     checkpoints: list[Path],
@@ -45,22 +64,21 @@ def select_checkpoint(
 ) -> dict[str, Any]:
     candidates = candidates_in_range(config, checkpoints)
     table = [
-        {"epoch": e, "checkpoint": str(p), "dev_loss": info.get("dev_loss")} for e, p, info in candidates
+        {"epoch": e, "checkpoint": str(p), "dev_loss": finite_loss(info.get("dev_loss"))} for e, p, info in candidates
     ]
     strategy = config.strategy
     note = None
     if strategy == "judge" and (dev_path is None or len(candidates) == 1):
         note = "no dev set" if dev_path is None else "one candidate"
         strategy = (
-            "dev_loss" if dev_path is not None and all(r["dev_loss"] is not None for r in table) else "last"
+            "dev_loss" if dev_path is not None and any(r["dev_loss"] is not None for r in table) else "last"
         )
     if strategy == "last":
         chosen = len(candidates) - 1
     elif strategy == "dev_loss":
-        losses = [r["dev_loss"] for r in table]
-        if any(loss is None for loss in losses):
-            raise LimaError("select.strategy=dev_loss needs a dev set: configure a dev split in curation")
-        chosen = min(range(len(losses)), key=losses.__getitem__)
+        chosen, skipped = _lowest_dev_loss(table)
+        if skipped:
+            note = "; ".join(filter(None, [note, f"epochs {skipped} skipped: no finite dev_loss"]))
     else:
         chosen = _judge_ladder(config, candidates, table, dev_path, generate_config, judge_config, out_dir)
     for i, row in enumerate(table):
