@@ -192,3 +192,51 @@ def _processes_with(mark: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _server_pids(mark: str) -> list[int]:
+    pids = []
+    for pid in _processes_with(mark):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"judge_server_main" in fh.read():
+                    pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_nothing(gens, tmp_path, cli):
+    """SIGKILL the llama.cpp server that `lima judge` started: the run says it crashed, restarts it once and
+    finishes; a rerun sends nothing."""
+    a, b = gens
+    out = tmp_path / "run"
+    cache = out / "judge_cache.sqlite"
+    mark = f"lima-test-{os.getpid()}-{time.time_ns()}"
+    args = [
+        "judge", "configs/judge/embedded_lima.yaml", "--a", str(a), "--b", str(b), "--out", str(out),
+        "--limit", str(K), "endpoint.concurrency=1", "max_tokens=8", "parse_retries=0", "max_answer_chars=300",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lima", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LIMA_TEST_MARK": mark},
+    )
+    deadline = time.monotonic() + 240
+    while _cached(cache) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    victims = _server_pids(mark)
+    assert len(victims) == 1, "expected the one server lima started"
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "crashed, killed by signal SIGKILL (9)" in stderr and "is the server running" not in stderr
+    client = _summary(out)["client"]
+    assert client["server_restarts"] == 1
+    assert _cached(cache) == 2 * K
+
+    rerun = cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _summary(out)["client"]["requests"] == 0 and _summary(out)["client"]["cache_hits"] == 2 * K
