@@ -18,7 +18,10 @@ class DecodingConfig(Config):
     top_p: float = Field(0.9, gt=0, le=1)
     repetition_penalty: float = Field(1.2, gt=0)
     do_sample: bool = Field(True, description="false: greedy decoding (temperature and top_p unused)")
-    seed: int = 0
+    seed: int = Field(0, description="base seed; each response samples with a seed from (seed, prompt_id, sample)")
+    samples: int = Field(
+        1, ge=1, le=100, description="responses per prompt, each with its own seed (LIMA's ablations: 5)"
+    )
 
 
 class GenerateConfig(Config):
@@ -38,9 +41,14 @@ class GenerateConfig(Config):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str | None = Field(None, description="cuda, cpu, ... (default: cuda when available)")
     endpoint: EndpointConfig | None = Field(None, description="openai backend: where to send the prompts")
+    openai_server: Literal["vllm", "llamacpp", "openai"] | None = Field(
+        None,
+        description="openai backend: the server behind the endpoint, which decides how the repetition penalty "
+        "and disabled top-k are sent (vLLM: repetition_penalty, llama.cpp: repeat_penalty, OpenAI: neither); "
+        "default llamacpp for base_url: embedded, otherwise required",
+    )
     openai_extra_body: dict[str, Any] = Field(
-        default_factory=dict,
-        description="extra request fields for the openai backend, e.g. {repetition_penalty: 1.2} for vLLM",
+        default_factory=dict, description="more request fields for the openai backend (sent as given)"
     )
     allow_empty: bool = Field(False, description="keep empty outputs instead of failing the run")
 

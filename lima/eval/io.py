@@ -57,6 +57,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
 def detect_prompt_format(path: Path) -> str:
     if path.suffix == ".txt":
         return "text"
+    if not path.read_bytes().strip():
+        raise LimaError(f"{path}: empty file: no prompts to generate from")
     for _, obj in _json_lines(path):
         if isinstance(obj, dict) and "conversations" in obj:
             return "lima_test"
@@ -103,7 +105,8 @@ def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
                 raise LimaError(f"{path}: record {example.id}: no user turn to answer")
             prompts.append(Prompt(example.id, messages[-1]["content"], messages))
     elif fmt == "generations":
-        prompts = [Prompt(r["prompt_id"], r["prompt"]) for r in read_generations(path, allow_empty=True)]
+        records = read_generations(path, allow_empty=True)
+        prompts = [Prompt(r["prompt_id"], r["prompt"]) for r in records if r.get("sample", 0) == 0]
     else:
         raise LimaError(f"unknown prompt_format {fmt!r}")
     seen: dict[str, int] = {}
@@ -124,7 +127,7 @@ def read_generations(path: str | os.PathLike, allow_empty: bool = False) -> list
     if not path.is_file():
         raise LimaError(f"{path}: generations file not found")
     records: list[dict[str, Any]] = []
-    lines: dict[str, int] = {}
+    lines: dict[tuple[str, Any], int] = {}
     empty: list[str] = []
     for lineno, obj in _json_lines(path):
         if not isinstance(obj, dict):
@@ -135,9 +138,13 @@ def read_generations(path: str | os.PathLike, allow_empty: bool = False) -> list
                 f"{path}:{lineno}: missing field(s) {', '.join(missing)}; is this a `lima generate` file?"
             )
         pid = str(obj["prompt_id"])
-        if pid in lines:
-            raise LimaError(f"{path}:{lineno}: duplicate prompt_id {pid!r} (first on line {lines[pid]})")
-        lines[pid] = lineno
+        sample = obj.get("sample", 0)  # K responses per prompt share prompt_id (`decoding.samples`)
+        if not isinstance(sample, int) or isinstance(sample, bool):
+            raise LimaError(f"{path}:{lineno}: sample: expected an integer, got {sample!r}")
+        if (pid, sample) in lines:
+            again = f"duplicate prompt_id {pid!r}" + (f" sample {sample}" if sample else "")
+            raise LimaError(f"{path}:{lineno}: {again} (first on line {lines[pid, sample]})")
+        lines[pid, sample] = lineno
         if not isinstance(obj["output"], str) or not obj["output"].strip():
             empty.append(f"{lineno}")
         records.append({**obj, "prompt_id": pid})

@@ -1,8 +1,11 @@
 """`lima ablate`: LIMA's diversity / quality / quantity ablations as grids of arms.
 
 Each arm is curated with its own curation config, trained with the shared train config, generated on the
-same prompts and graded with the Likert judge (LIMA: 1–6 helpfulness, 5 samples per prompt). Finished arms
-are skipped on rerun; arms run in sequence, or one subprocess per CUDA device with ``devices: [0, 1, ...]``.
+same prompts and graded with the Likert judge. LIMA's protocol (§5): 5 sampled responses per prompt
+(``generate.overrides.decoding.samples: 5``; ``samples:`` overrides it for every arm), each graded once
+(``grade.overrides.samples: 1``); a prompt scores the mean of its responses' grades, an arm the mean over
+prompts with a bootstrap CI. Finished arms are skipped on rerun; arms run in sequence, or one subprocess per
+CUDA device with ``devices: [0, 1, ...]``.
 
     OUT/arms/<arm>/{curate,train,generate,grade}/   OUT/ablation.{json,md,png}   OUT/manifest.json
 """
@@ -39,15 +42,16 @@ def run_arm(
     arm_dir = out_dir / "arms" / arm.name
     prompts = resolve_path(config.prompts, base_dir)
     curate_cfg = load_stage(arm.curate, "curate", base_dir)
+    generate_cfg = sampled(stages["generate"], config.samples)
+    grade_cfg = stages["grade"]
     arm_stage = Stage(out_dir / "arms", arm.name)
     key = stage_key(
         {
             "arm": arm.model_dump(),
             "curate": curate_cfg.model_dump(mode="json"),
             "train": stages["train"].model_dump(mode="json"),
-            "generate": stages["generate"].model_dump(mode="json"),
-            "grade": stages["grade"].model_dump(mode="json"),
-            "samples": config.samples,
+            "generate": generate_cfg.model_dump(mode="json"),
+            "grade": grade_cfg.model_dump(mode="json"),
             "limit": config.prompt_limit,
         },
         [prompts],
@@ -69,7 +73,7 @@ def run_arm(
             raise LimaError(f"arm {arm.name}: curation kept no examples; check its inputs and filters")
         checkpoints = train_stage(stages["train"], arm_dir, train_path, dev_path, skipped)
         generations = generate_stage(
-            stages["generate"],
+            generate_cfg,
             arm_dir,
             {"model": str(checkpoints[-1])},
             prompts,
@@ -77,7 +81,7 @@ def run_arm(
             skipped,
             fingerprints=[checkpoints[-1] / "lima_checkpoint.json"],
         )
-        grade = grade_stage(stages["grade"], arm_dir, generations, config.samples, skipped)["model"]
+        grade = grade_stage(grade_cfg, arm_dir, generations, grade_cfg.samples, skipped)["model"]
     row = {
         "arm": arm.name,
         "label": arm.label or arm.name,
@@ -86,10 +90,20 @@ def run_arm(
         "mean": grade.get("mean"),
         "ci95": grade.get("ci95"),
         "prompts": grade.get("n"),
+        "responses_per_prompt": generate_cfg.decoding.samples,
+        "grades_per_response": grade_cfg.samples,
     }
     write_json(arm_dir / RESULT, row)
     arm_stage.finish(key, {"result": str(arm_dir / RESULT)})
     return row
+
+
+def sampled(generate_cfg: Any, samples: int | None) -> Any:
+    """The generate config with ``samples`` responses per prompt (when given)."""
+    if samples is None:
+        return generate_cfg
+    decoding = generate_cfg.decoding.model_copy(update={"samples": samples})
+    return generate_cfg.model_copy(update={"decoding": decoding})
 
 
 def run_ablation(
@@ -178,9 +192,24 @@ def write_ablation_outputs(config: AblationConfig, rows: list[dict[str, Any]], o
         mean = f"{r['mean']:.2f}" if r.get("mean") is not None else "n/a"
         cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else "n/a"
         lines.append(f"| {r['label']} | {r['n']} | {mean} | {cis} |")
+    lines += ["", _sampling_note(rows)]
     with atomic_open(out_dir / "ablation.md") as fh:
         fh.write("\n".join(lines) + "\n\n![ablation](ablation.png)\n")
     plot_ablation(config, rows, out_dir / "ablation.png")
+
+
+def _sampling_note(rows: list[dict[str, Any]]) -> str:
+    """What was sampled, in words (LIMA: 5 responses per prompt, each graded once)."""
+    protocols = {
+        (r.get("responses_per_prompt"), r.get("grades_per_response"), r.get("prompts")) for r in rows
+    }
+    if len(protocols) != 1 or None in next(iter(protocols)):
+        return "Sampling differs between arms; see ablation.json (responses_per_prompt, grades_per_response)."
+    k, g, n = next(iter(protocols))
+    return (
+        f"Per prompt: {k} sampled response(s), each graded {g} time(s); a prompt scores the mean of its "
+        f"grades, an arm the mean over its {n} prompts (95% bootstrap CI over prompts)."
+    )
 
 
 def plot_ablation(config: AblationConfig, rows: list[dict[str, Any]], path: Path) -> None:

@@ -88,7 +88,7 @@ def test_generate_openai_backend_sends_lima_decoding(tmp_path):
                 {
                     "backend": "openai",
                     "prompts": str(prompts),
-                    "openai_extra_body": {"repetition_penalty": 1.2},
+                    "openai_server": "vllm",
                     "endpoint": {"base_url": fake.base_url, "model": "served-model", "api_key_env": None},
                 }
             )
