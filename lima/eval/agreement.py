@@ -62,3 +62,61 @@ def agreement_report(pred: dict[str, dict[str, Any]], gold: dict[str, dict[str, 
             for name, members in sorted(categories.items())
         }
     return report
+
+
+_SWAP = {"A": "B", "B": "A", "tie": "tie"}
+
+
+def read_autoj(path: str | os.PathLike, field: str) -> dict[str, dict[str, Any]]:
+    """Auto-J rows by line index: the test set (``label`` 0/1/2, ``scenario``) or a prediction file
+    (``{"output": 0|1|2}`` per line, no ids: line i predicts test row i)."""
+    from lima.eval.formats.autoj import LABELS
+    from lima.eval.formats.common import load_rows
+
+    rows: dict[str, dict[str, Any]] = {}
+    for index, row in enumerate(load_rows(path)):
+        obj = row.obj if isinstance(row.obj, dict) else {}
+        value = obj.get(field)
+        verdict = LABELS.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
+        if verdict is None:
+            raise LimaError(f"{row.where}: {field}: {value!r} is not 0, 1 or 2 (Auto-J: first, second, tie)")
+        rows[str(index)] = {"verdict": verdict, "category": obj.get("scenario")}
+    if not rows:
+        raise LimaError(f"{path}: no rows")
+    return rows
+
+
+def check_line_counts(paths: dict[str, Path], rows: dict[str, dict[str, Any]]) -> None:
+    counts = {name: len(r) for name, r in rows.items()}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{paths[name]} has {n}" for name, n in counts.items())
+        raise LimaError(
+            f"Auto-J files must have one line per test row (predictions carry no ids: line i predicts row i); {shown}"
+        )
+
+
+def two_order_report(
+    pred: dict[str, dict[str, Any]], swapped: dict[str, dict[str, Any]], gold: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Auto-J's protocol over gold ids predicted in both orders. ``swapped`` verdicts are in swapped-order
+    terms (A = the response shown first there, i.e. the original B) and are mapped back first.
+
+    - ``agreement``: the original-order prediction equals the label (single-order agreement);
+    - ``agreement_swapped``: the same for the swapped order;
+    - ``agreement_both_orders``: both orders agree with each other and with the label (what Auto-J's
+      leaderboard reports as pairwise agreement);
+    - ``consistency``: both orders give the same verdict.
+    All in %, rounded to 2 decimals as Auto-J's ``pairwise_eval.py`` prints them.
+    """
+    ids = [i for i in gold if i in pred and i in swapped]
+    if not ids:
+        raise LimaError("no gold id has a prediction in both orders")
+    back = {i: _SWAP[swapped[i]["verdict"]] for i in ids}
+    pct = lambda k: round(100 * k / len(ids), 2)  # noqa: E731
+    return {
+        "n_both_orders": len(ids),
+        "agreement": pct(sum(pred[i]["verdict"] == gold[i]["verdict"] for i in ids)),
+        "agreement_swapped": pct(sum(back[i] == gold[i]["verdict"] for i in ids)),
+        "agreement_both_orders": pct(sum(pred[i]["verdict"] == back[i] == gold[i]["verdict"] for i in ids)),
+        "consistency": pct(sum(pred[i]["verdict"] == back[i] for i in ids)),
+    }

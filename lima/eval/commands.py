@@ -1,4 +1,5 @@
-"""Evaluation subcommands: ``generate``, ``judge``, ``grade``, ``agreement``, ``calibrate``."""
+"""Evaluation subcommands: ``generate``, ``judge``, ``grade``, ``agreement``, ``calibrate``, and the ecosystem
+files: ``import``, ``export-generations``, ``summarize``."""
 
 from __future__ import annotations
 
@@ -113,13 +114,118 @@ def agreement(
     gold: Path = typer.Option(
         ..., "--gold", help="JSONL with id and label (A, B or tie), optional category."
     ),
+    pred_swapped: Path = typer.Option(
+        None,
+        "--pred-swapped",
+        help="Predictions with the two responses swapped, in swapped-order terms (A = shown first there).",
+    ),
+    fmt: str = typer.Option(
+        "lima", "--format", help="lima (id-keyed JSONL) or autoj (Auto-J test set and {output} lines)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Agreement of predicted verdicts with gold labels: accuracy, tie-discounted accuracy, κ, per category."""
-    from lima.eval.agreement import agreement_report, read_labels
+    """Agreement of predicted verdicts with gold labels: accuracy, tie-discounted accuracy, κ, per category;
+    with --pred-swapped also Auto-J's two-order agreement and consistency."""
+    from lima.core.errors import LimaError
+    from lima.eval.agreement import (
+        agreement_report,
+        check_line_counts,
+        read_autoj,
+        read_labels,
+        two_order_report,
+    )
 
-    report = agreement_report(read_labels(pred, "verdict"), read_labels(gold, "label"))
-    _print_agreement(report, as_json)
+    if fmt not in ("lima", "autoj"):
+        raise LimaError(f"--format {fmt!r}: expected lima or autoj")
+    paths = {"gold": gold, "pred": pred, **({"pred_swapped": pred_swapped} if pred_swapped else {})}
+    if fmt == "autoj":
+        rows = {
+            name: read_autoj(path, "label" if name == "gold" else "output") for name, path in paths.items()
+        }
+        check_line_counts(paths, rows)
+    else:
+        rows = {
+            name: read_labels(path, "label" if name == "gold" else "verdict") for name, path in paths.items()
+        }
+    report = agreement_report(rows["pred"], rows["gold"])
+    extra = two_order_report(rows["pred"], rows["pred_swapped"], rows["gold"]) if pred_swapped else None
+    _print_agreement(report, as_json, extra)
+
+
+FORMAT_NAMES = "alpaca_eval, mt_bench, arena_hard or autoj"
+
+
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help=f"{FORMAT_NAMES}."),
+    path: Path = typer.Argument(..., help="A prompt, answer or judgment file of that format."),
+    out: Path = typer.Option(
+        ..., "--out", help="lima JSONL to write (prompt records, generations or judgments)."
+    ),
+    kind: str = typer.Option(
+        None, "--kind", help="prompts, answers, judgments (Auto-J: labels, predictions)."
+    ),
+    questions: Path = typer.Option(
+        None, "--questions", help="question.jsonl for answer/judgment files that carry no question text."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as one JSON object."),
+) -> None:
+    """Convert an AlpacaEval, MT-Bench, Arena-Hard or Auto-J file into lima's own JSONL (kind detected)."""
+    from lima.eval.formats import import_file, write_import
+
+    result = import_file(fmt, path, kind, questions)
+    write_import(result, out)
+    counts = result.counts()
+    if as_json:
+        typer.echo(json.dumps({**counts, "out": str(out)}))
+    else:
+        typer.echo(
+            f"{fmt} {result.kind}: {len(result.lines)} converted, {len(result.skipped)} skipped -> {out}"
+        )
+        for key, value in counts.items():
+            if key not in ("format", "kind", "converted", "skipped", "skipped_by_reason"):
+                typer.echo(f"{key}: {json.dumps(value)}")
+    for where, reason in result.skipped[:20]:
+        typer.echo(f"skipped {where}: {reason}", err=True)
+    if len(result.skipped) > 20:
+        typer.echo(f"… and {len(result.skipped) - 20} more: {counts['skipped_by_reason']}", err=True)
+
+
+def export_generations(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="alpaca_eval, mt_bench or arena_hard."),
+    gen: Path = typer.Argument(..., help="lima generations (or prompt records) to write in that format."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="model_outputs.json (AlpacaEval) or model_answer/<model>.jsonl (FastChat, Arena-Hard).",
+    ),
+) -> None:
+    """Write lima generations as AlpacaEval, FastChat or Arena-Hard answers, so those tools can judge them.
+    (`lima export` merges adapters into a model; this command exports generations.)"""
+    from lima.eval.formats import export_file
+
+    what, count = export_file(fmt, gen, out)
+    typer.echo(f"{count} {fmt} {what} row(s) -> {out}")
+
+
+def summarize(
+    judgments: Path = typer.Argument(..., help="A judgments JSONL (`lima judge`'s or `lima import`'s)."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="Only pairs with this model, oriented so that it is model B."
+    ),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Win/tie/loss, win rate with standard error and 95% CI (soft and Arena-Hard scores when present)."""
+    from lima.eval.summary import summarize_file
+
+    result = summarize_file(judgments, baseline, bootstrap, seed)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for pair in result.get("pairs", [result]):
+        _echo_table({k: v for k, v in pair.items() if v is not None and v != [None, None]})
+        typer.echo("")
 
 
 def _print_agreement(report: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -165,3 +271,6 @@ def register(app: typer.Typer) -> None:
     app.command("grade")(grade)
     app.command("agreement")(agreement)
     app.command("calibrate")(calibrate)
+    app.command("import")(import_)
+    app.command("export-generations")(export_generations)
+    app.command("summarize")(summarize)

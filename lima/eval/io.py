@@ -59,6 +59,11 @@ def detect_prompt_format(path: Path) -> str:
         return "text"
     if not path.read_bytes().strip():
         raise LimaError(f"{path}: empty file: no prompts to generate from")
+    from lima.eval.formats import foreign_prompt_format
+
+    foreign = foreign_prompt_format(path)  # AlpacaEval, MT-Bench or Arena-Hard prompts
+    if foreign:
+        return foreign
     for _, obj in _json_lines(path):
         if isinstance(obj, dict) and "conversations" in obj:
             return "lima_test"
@@ -107,6 +112,10 @@ def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
     elif fmt == "generations":
         records = read_generations(path, allow_empty=True)
         prompts = [Prompt(r["prompt_id"], r["prompt"]) for r in records if r.get("sample", 0) == 0]
+    elif fmt in ("alpaca_eval", "mt_bench", "arena_hard"):
+        from lima.eval.formats import foreign_prompts
+
+        prompts = [Prompt(pid, text) for pid, text in foreign_prompts(path, fmt)]
     else:
         raise LimaError(f"unknown prompt_format {fmt!r}")
     seen: dict[str, int] = {}
@@ -126,6 +135,14 @@ def read_generations(path: str | os.PathLike, allow_empty: bool = False) -> list
     path = Path(path)
     if not path.is_file():
         raise LimaError(f"{path}: generations file not found")
+    from lima.eval.formats import foreign_generations
+
+    foreign = foreign_generations(path)  # a leaderboard model's answers (AlpacaEval, FastChat, Arena-Hard)
+    if foreign is not None:
+        empty = [r["prompt_id"] for r in foreign if not r["output"].strip()]
+        if empty and not allow_empty:
+            raise LimaError(f"{path}: {len(empty)} empty answer(s) (e.g. prompt {empty[0]!r}); set allow_empty=true")
+        return foreign
     records: list[dict[str, Any]] = []
     lines: dict[tuple[str, Any], int] = {}
     empty: list[str] = []

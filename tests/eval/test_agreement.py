@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,48 @@ def test_agreement_cli_bad_input_is_one_line(tmp_path, cli):
     assert result.returncode == 2
     assert "gold.jsonl:2: label: 'maybe' is not one of A, B, tie" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+AUTOJ = Path(__file__).parent / "formats" / "data" / "autoj"
+
+
+def test_autoj_two_orders_agreement_and_consistency(cli):
+    """Auto-J's pairwise_eval.py by hand. Labels 0 1 2 0 1 0; original predictions 0 1 0 1 1 0; exchanged-order
+    predictions 1 0 2 1 1 1, in exchanged terms -> mapped back 0 1 2 0 0 0. Original agrees on rows 0 1 4 5
+    (66.67), mapped-back on 0 1 2 3 5 (83.33), the two orders agree on 0 1 5 (consistency 50.0), all three on
+    0 1 5 (agreement both orders 50.0: Auto-J's reported pairwise agreement)."""
+    result = cli(
+        "agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"),
+        "--pred", str(AUTOJ / "pairwise_example_output.jsonl"),
+        "--pred-swapped", str(AUTOJ / "pairwise_exchange_example_output.jsonl"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["agreement"], out["agreement_swapped"]) == (66.67, 83.33)
+    assert (out["agreement_both_orders"], out["consistency"], out["n_both_orders"]) == (50.0, 50.0, 6)
+    assert out["per_category"]["planning"]["n"] == 2  # the scenario is the category
+
+
+def test_autoj_line_counts_must_match(tmp_path, cli):
+    short = tmp_path / "pred.jsonl"
+    short.write_text('{"output": 0}\n{"output": 1}\n')
+    result = cli("agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"), "--pred", str(short))
+    assert result.returncode == 2 and "line i predicts row i" in result.stderr and "has 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"output": 0}\n{"output": 3}\n')
+    result = cli("agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"), "--pred", str(bad))
+    assert result.returncode == 2 and "bad.jsonl:2: output: 3 is not 0, 1 or 2" in result.stderr
+
+
+def test_pred_swapped_with_ids_after_autoj_import(tmp_path, cli):
+    """The same numbers through `lima import autoj` (id = line index) and lima's id-keyed agreement."""
+    files = {}
+    for name, source in (("gold", "testdata_pairwise.jsonl"), ("pred", "pairwise_example_output.jsonl"),
+                         ("swapped", "pairwise_exchange_example_output.jsonl")):  # fmt: skip
+        files[name] = tmp_path / f"{name}.jsonl"
+        assert cli("import", "autoj", str(AUTOJ / source), "--out", str(files[name])).returncode == 0
+    result = cli("agreement", "--gold", str(files["gold"]), "--pred", str(files["pred"]),
+                 "--pred-swapped", str(files["swapped"]), "--json")  # fmt: skip
+    out = json.loads(result.stdout)
+    assert (out["agreement_both_orders"], out["consistency"]) == (50.0, 50.0)

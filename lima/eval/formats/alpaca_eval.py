@@ -1,0 +1,129 @@
+"""AlpacaEval (tatsu-lab/alpaca_eval) files, all JSON lists.
+
+- the evaluation set / ``model_outputs.json``: ``instruction``, ``output``, ``generator``, ``dataset``;
+  without ``output`` it is a prompt list;
+- ``annotations.json``: ``instruction``, ``output_1`` (``generator_1``, the baseline), ``output_2``
+  (``generator_2``, the model being evaluated), ``preference`` in [1, 2] (1: output_1 better, 2: output_2
+  better, 1.5: draw; weighted annotators give values in between; null when the annotation failed).
+
+AlpacaEval merges answers on the instruction text, so lima's prompt id is a hash of it
+(``alpaca_eval-<sha1[:10]>``) and the instruction itself is kept verbatim as the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+from lima.eval.formats.common import ImportResult, Row, generation, judgment, prompt_record, require, rest
+
+NAME = "alpaca_eval"
+
+
+def prompt_id(instruction: str) -> str:
+    return f"{NAME}-{hashlib.sha1(instruction.encode('utf-8')).hexdigest()[:10]}"
+
+
+def is_switched_outputs(instruction: str, seed: int = 0) -> bool:
+    """Whether AlpacaEval's pairwise annotator shows ``output_2`` first for this instruction.
+
+    The rule of ``RandomSwitchTwoColumnsProcessor`` (switch column ``is_switched_outputs``, seeded on the
+    ``instruction`` column and the annotator pool's seed, 0 by default):
+    ``random.Random("is_switched_outputs" + instruction + str(seed)).choices([False, True], k=1)[0]``.
+    """
+    return random.Random("is_switched_outputs" + instruction + str(seed)).choices([False, True], k=1)[0]
+
+
+def detect_kind(obj: dict[str, Any]) -> str | None:
+    if "instruction" not in obj:
+        return None
+    if "output_1" in obj and "output_2" in obj:
+        return "judgments"
+    return "answers" if "output" in obj else "prompts"
+
+
+def _instruction(row: Row, result: ImportResult) -> str | None:
+    obj = require(row, "instruction")
+    if not isinstance(obj["instruction"], str) or not obj["instruction"].strip():
+        result.skip(row, "instruction is not a non-empty string")
+        return None
+    return obj["instruction"]
+
+
+def import_prompts(rows: list[Row], result: ImportResult) -> None:
+    for row in rows:
+        instruction = _instruction(row, result)
+        if instruction is not None:
+            meta = rest(row.obj, ("instruction",))
+            result.lines.append(prompt_record(prompt_id(instruction), NAME, [instruction], meta))
+
+
+def import_answers(rows: list[Row], result: ImportResult, model: str) -> None:
+    for row in rows:
+        instruction = _instruction(row, result)
+        if instruction is None:
+            continue
+        output = row.obj.get("output")
+        if not isinstance(output, str):
+            result.skip(row, "output is missing or not a string")
+            continue
+        meta = rest(row.obj, ("instruction", "output", "generator"))
+        result.lines.append(
+            generation(
+                prompt_id(instruction), instruction, str(row.obj.get("generator") or model), output, meta
+            )
+        )
+
+
+def preference_verdict(preference: float) -> str:
+    """The discrete outcome from the evaluated model's (output_2's) side, as AlpacaEval counts n_wins:
+    above 1.5 a win, exactly 1.5 a draw, below a loss."""
+    return "A" if preference > 1.5 else "tie" if preference == 1.5 else "B"
+
+
+def import_judgments(rows: list[Row], result: ImportResult) -> None:
+    for row in rows:
+        instruction = _instruction(row, result)
+        if instruction is None:
+            continue
+        obj = require(row, "output_1", "output_2", "preference")
+        preference = obj["preference"]
+        if preference is None:
+            result.skip(row, "null preference (failed annotation)")
+            continue
+        if isinstance(preference, bool) or not isinstance(preference, int | float):
+            result.skip(row, "preference is not a number")
+            continue
+        preference = 1.5 if preference == 0 else float(preference)  # AlpacaEval: 0 is the old draw
+        if not 1 <= preference <= 2:
+            result.skip(row, "preference outside [1, 2]")
+            continue
+        meta = rest(obj, ("instruction", "output_1", "output_2", "generator_1", "generator_2"))
+        meta["is_switched_outputs"] = is_switched_outputs(instruction)
+        result.lines.append(
+            judgment(
+                prompt_id(instruction),
+                instruction,
+                str(obj.get("generator_2") or "output_2"),
+                str(obj.get("generator_1") or "output_1"),
+                str(obj["output_2"] or ""),
+                str(obj["output_1"] or ""),
+                preference_verdict(preference),
+                preference=preference - 1,
+                meta=meta,
+            )
+        )
+
+
+def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``model_outputs.json`` rows: instruction, output, generator (and what the import kept, e.g. dataset)."""
+    return [
+        {
+            **(r.get("meta") or {}),
+            "instruction": r["prompt"],
+            "output": r["output"],
+            "generator": r.get("model") or "lima",
+        }
+        for r in records
+    ]

@@ -1,0 +1,222 @@
+"""Arena-Hard-Auto files (lmarena/arena-hard-auto, ``data/<bench>/``), JSONL; v2.0 and v0.1 layouts.
+
+- ``question.jsonl``: v2 ``uid``, ``category``, ``prompt``; v0.1 ``question_id``, ``category``,
+  ``turns: [{content}]``;
+- ``model_answer/<model>.jsonl``: v2 ``uid``, ``ans_id``, ``model``,
+  ``messages: [{role: user, content}, {role: assistant, content: {answer} | str}]``, ``metadata``;
+  v0.1 ``question_id``, ``answer_id``, ``model_id``, ``choices: [{index, turns: [{content}]}]``;
+- ``model_judgment/<judge>/<model>.jsonl``: ``uid`` (v0.1 ``question_id``), ``model``, ``baseline``,
+  ``games``: two games, each with ``score`` (``A>>B`` … ``B>>A``, null when the judge's reply had no verdict)
+  and ``judgment``. Game 1 shows the **baseline** as assistant A, game 2 the model.
+
+The score (``lima.eval.summary.arena_hard_score``) is arena-hard-auto's: each game is one battle from the
+model's side (1 win, 0.5 tie, 0 loss), a strong verdict (``>>``) counts ``weight`` = 3 times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lima.core.errors import LimaError
+from lima.eval.formats.common import (
+    ImportResult,
+    Row,
+    generation,
+    judgment,
+    load_rows,
+    prompt_record,
+    require,
+    rest,
+)
+
+NAME = "arena_hard"
+
+
+def _text(content: Any) -> str | None:
+    """A message content: a string, or v2's ``{"answer": ...}``."""
+    if isinstance(content, dict):
+        content = content.get("answer")
+    return content if isinstance(content, str) else None
+
+
+def source_id(obj: dict[str, Any]) -> str:
+    return str(obj["uid"] if "uid" in obj else obj["question_id"])
+
+
+def detect_kind(obj: dict[str, Any]) -> str | None:
+    if "games" in obj and ("uid" in obj or "question_id" in obj):
+        return "judgments"
+    if "uid" in obj and isinstance(obj.get("prompt"), str):
+        return "prompts"
+    if "uid" in obj and isinstance(obj.get("messages"), list):
+        return "answers"
+    turns = obj.get("turns")
+    if "question_id" in obj and isinstance(turns, list) and turns and isinstance(turns[0], dict):
+        return "prompts"
+    choices = obj.get("choices")
+    if "question_id" in obj and isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        answer_turns = choices[0].get("turns")
+        if isinstance(answer_turns, list) and answer_turns and isinstance(answer_turns[0], dict):
+            return "answers"
+    return None
+
+
+def _question_text(obj: dict[str, Any]) -> str | None:
+    if isinstance(obj.get("prompt"), str):
+        return obj["prompt"]
+    turns = obj.get("turns")
+    return (
+        _text(turns[0].get("content"))
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict)
+        else None
+    )
+
+
+def read_questions(path: Path) -> dict[str, str]:
+    questions = {}
+    for row in load_rows(path):
+        obj = require(row)
+        text = _question_text(obj)
+        if text is None or not ("uid" in obj or "question_id" in obj):
+            raise LimaError(f"{row.where}: expected uid and prompt (v2) or question_id and turns (v0.1)")
+        questions[source_id(obj)] = text
+    return questions
+
+
+def import_prompts(rows: list[Row], result: ImportResult) -> None:
+    for row in rows:
+        obj = require(row)
+        text = _question_text(obj)
+        if text is None or not text.strip():
+            result.skip(row, "no prompt text (prompt, or turns[0].content)")
+            continue
+        meta = rest(obj, ("uid", "question_id", "prompt", "turns"))
+        result.lines.append(prompt_record(source_id(obj), NAME, [text], meta))
+
+
+def import_answers(rows: list[Row], result: ImportResult, path: Path, questions_path: Path | None) -> None:
+    questions: dict[str, str] | None = None
+    candidate = questions_path or path.resolve().parent.parent / "question.jsonl"
+    if candidate.is_file():
+        questions = read_questions(candidate)
+    for row in rows:
+        obj = require(row)
+        pid = source_id(obj)
+        if isinstance(obj.get("messages"), list):  # v2
+            user = next((m for m in obj["messages"] if isinstance(m, dict) and m.get("role") == "user"), None)
+            reply = next(
+                (m for m in obj["messages"] if isinstance(m, dict) and m.get("role") == "assistant"), None
+            )
+            prompt = _text(user.get("content")) if user else None
+            output = _text(reply.get("content")) if reply else None
+            model = obj.get("model")
+            used = ("uid", "model", "messages")
+        else:  # v0.1
+            choices = obj.get("choices") or [{}]
+            turns = choices[0].get("turns") or [{}]
+            output = _text(turns[0].get("content"))
+            prompt = (questions or {}).get(pid)
+            model = obj.get("model_id")
+            used = ("question_id", "model_id", "choices")
+        if prompt is None and questions is not None:
+            prompt = questions.get(pid)
+        if prompt is None:
+            result.skip(row, "no prompt text (v0.1 answers need --questions question.jsonl)")
+            continue
+        if output is None:
+            result.skip(row, "no assistant answer text")
+            continue
+        meta = rest(obj, used)
+        result.lines.append(generation(pid, prompt, str(model or path.stem), output, meta))
+
+
+def _model_side(level: str) -> str:
+    """Positional level (``A>>B``, ``B>A``, ``A=B`` …) -> which position won: A, B or tie."""
+    return "tie" if "=" in level else level[0]
+
+
+def _game(order: str, score: str, text: Any) -> dict[str, Any] | None:
+    from lima.eval.parsers import parse_arena_hard
+
+    parsed = parse_arena_hard(f"[[{score}]]")
+    if parsed is None:
+        return None
+    positional = parsed.verdict
+    first, second = ("B", "A") if order == "BA" else ("A", "B")  # model terms: B is the baseline
+    verdict = "tie" if positional == "tie" else (first if positional == "A" else second)
+    raw = text.get("answer") if isinstance(text, dict) else text
+    return {
+        "order": order,
+        "positional": positional,
+        "level": parsed.level,
+        "verdict": verdict,
+        "raw": raw if isinstance(raw, str) else None,
+    }
+
+
+def import_judgments(rows: list[Row], result: ImportResult, path: Path) -> None:
+    from lima.eval.judge import combine
+
+    for row in rows:
+        obj = require(row, "games")
+        games = obj["games"]
+        if not isinstance(games, list) or len(games) != 2:
+            result.skip(row, "games is not a list of two games")
+            continue
+        if any(not isinstance(g, dict) or g.get("score") is None for g in games):
+            result.skip(row, "null judgment score (the judge's reply had no verdict)")
+            continue
+        orders = [
+            _game("BA", games[0]["score"], games[0].get("judgment")),
+            _game("AB", games[1]["score"], games[1].get("judgment")),
+        ]
+        if orders[0] is None or orders[1] is None:
+            result.skip(row, "score is not one of A>>B, A>B, A=B, B>A, B>>A")
+            continue
+        model = str(obj.get("model") or path.stem)
+        baseline = str(obj.get("baseline") or "baseline")
+        meta = rest(obj, ("uid", "question_id", "model", "baseline", "games"))
+        result.lines.append(
+            judgment(
+                source_id(obj),
+                "",
+                model,
+                baseline,
+                "",
+                "",
+                combine(orders[0]["verdict"], orders[1]["verdict"]),
+                orders=orders,
+                meta=meta,
+            )
+        )
+
+
+def export_prompts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"uid": r["id"], **(r.get("meta") or {}), "prompt": r["messages"][0]["content"]} for r in records]
+
+
+def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """v2 ``model_answer/<model>.jsonl`` rows."""
+    import time
+
+    from lima.core.io import stable_hash
+
+    out = []
+    for r in records:
+        meta = dict(r.get("meta") or {})
+        model = r.get("model") or "lima"
+        out.append(
+            {
+                "uid": r["prompt_id"],
+                "ans_id": meta.pop("ans_id", None) or stable_hash([r["prompt_id"], model])[:22],
+                "model": model,
+                "messages": [
+                    {"role": "user", "content": r["prompt"]},
+                    {"role": "assistant", "content": {"answer": r["output"]}},
+                ],
+                "tstamp": meta.pop("tstamp", None) or time.time(),
+                **meta,
+            }
+        )
+    return out

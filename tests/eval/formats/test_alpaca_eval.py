@@ -1,0 +1,87 @@
+"""AlpacaEval files: annotations summarised as the leaderboard does, answers and prompts round-trip, the seeded
+order switch, and model_outputs.json / the evaluation set used directly as baseline and prompts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lima.eval.formats.alpaca_eval import is_switched_outputs, prompt_id
+
+DATA = Path(__file__).parent / "data" / "alpaca_eval"
+RESULTS = DATA / "results" / "tiny-model"
+ANNOTATIONS = RESULTS / "weighted_alpaca_eval_gpt4_turbo" / "annotations.json"
+
+
+def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
+    """Preferences 1.9, 1.1, 1.5, 2.0, 1.25 (+ a null and a 2.5, skipped): output_2 (tiny-model) is the
+    evaluated model. Leaderboard: win_rate = 100·mean(p−1) = 55.0; SE = 100·stdev/√5 with deviations
+    .35 −.45 −.05 .45 −.30 -> Σ² = .62, var = .155 -> 100·√(.031); n_wins 2 (p > 1.5), n_draws 1, n_wins_base 2;
+    discrete_win_rate (2 + ½)/5 = 50."""
+    out = tmp_path / "judgments.jsonl"
+    result = cli("import", "alpaca_eval", str(ANNOTATIONS), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["kind"], counts["converted"], counts["skipped"]) == ("judgments", 5, 2)
+    assert counts["skipped_by_reason"] == {"null preference (failed annotation)": 1, "preference outside [1, 2]": 1}
+    assert "annotations.json[5]: null preference" in result.stderr  # never silent: the row is named
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(j["model_a"], j["model_b"]) for j in lines} == {("tiny-model", "gpt4_1106_preview")}
+    assert lines[0]["output_a"] == "Tiny 0." and lines[0]["meta"]["annotator"] == "weighted_alpaca_eval_gpt4_turbo"
+
+    summary = json.loads(cli("summarize", str(out), "--json").stdout)
+    assert (summary["n"], summary["wins"], summary["ties"], summary["losses"]) == (5, 2, 1, 2)
+    assert summary["soft_win_rate"] == pytest.approx(55.0, abs=1e-9)
+    assert summary["soft_standard_error"] == pytest.approx(100 * math.sqrt(0.031), abs=1e-9)
+    assert summary["win_rate"] == 50.0
+    assert summary["standard_error"] == pytest.approx(100 * 0.5 / math.sqrt(5), abs=1e-9)
+    low, high = summary["soft_ci95"]
+    assert low < 55.0 < high
+
+
+def test_model_outputs_and_prompts_round_trip(tmp_path, cli):
+    gen = tmp_path / "gen.jsonl"
+    assert cli("import", "alpaca_eval", str(RESULTS / "model_outputs.json"), "--out", str(gen)).returncode == 0
+    records = [json.loads(line) for line in gen.read_text().splitlines()]
+    source = json.loads((RESULTS / "model_outputs.json").read_text())
+    assert [r["prompt"] for r in records] == [s["instruction"] for s in source]
+    assert [r["prompt_id"] for r in records] == [prompt_id(s["instruction"]) for s in source]
+    assert records[0]["model"] == "tiny-model" and records[0]["meta"] == {"dataset": "koala"}
+    back = tmp_path / "model_outputs.json"
+    assert cli("export-generations", "alpaca_eval", str(gen), "--out", str(back)).returncode == 0
+    assert json.loads(back.read_text()) == source
+
+    prompts = tmp_path / "prompts.jsonl"
+    result = cli("import", "alpaca_eval", str(DATA / "alpaca_eval.json"), "--kind", "prompts", "--out", str(prompts))
+    assert result.returncode == 0, result.stderr
+    again = tmp_path / "alpaca_eval.json"
+    assert cli("export-generations", "alpaca_eval", str(prompts), "--out", str(again)).returncode == 0
+    assert json.loads(again.read_text()) == json.loads((DATA / "alpaca_eval.json").read_text())
+
+
+def test_the_order_switch_is_alpaca_evals_seeded_rule():
+    """RandomSwitchTwoColumnsProcessor: random.Random("is_switched_outputs" + instruction + str(seed))
+    .choices([False, True], k=1)[0], seed 0 for the default annotator pool. Values pinned from that rule."""
+    instructions = ["What is the capital of Peru?", "Write a haiku about rain.", "List three prime numbers."]
+    assert [is_switched_outputs(i) for i in instructions] == PINNED_SWITCHES
+    assert [is_switched_outputs(i) for i in instructions] == [is_switched_outputs(i) for i in instructions]
+    many = [is_switched_outputs(f"instruction {k}") for k in range(400)]
+    assert 150 < sum(many) < 250  # a fair coin per instruction
+    assert many != [is_switched_outputs(f"instruction {k}", seed=1) for k in range(400)]
+
+
+PINNED_SWITCHES = [True, False, True]
+
+
+def test_evaluation_set_and_model_outputs_work_as_prompts_and_baseline(tmp_path):
+    from lima.eval.io import pair_generations, read_generations, read_prompts
+
+    prompts = read_prompts(DATA / "alpaca_eval.json")
+    assert [p.text for p in prompts] == [r["instruction"] for r in json.loads((DATA / "alpaca_eval.json").read_text())]
+    ours = [{"prompt_id": p.id, "prompt": p.text, "model": "lima", "output": "ours"} for p in prompts]
+    baseline = read_generations(RESULTS / "model_outputs.json")
+    pairs = pair_generations(ours, baseline, Path("ours.jsonl"), RESULTS / "model_outputs.json")
+    assert [b["output"] for _, b in pairs] == [f"Tiny answer {k}: Lima." for k in range(4)]
