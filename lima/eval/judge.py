@@ -20,7 +20,8 @@ from lima.core.llm_client import ChatRequest, ChatResult, LLMClient
 from lima.eval.config import JudgeConfig
 from lima.eval.io import judged_prompt
 from lima.eval.parsers import PAIRWISE_PARSERS
-from lima.eval.stats import length_controlled_win_rate, outcome_summary
+from lima.eval.stats import length_controlled_win_rate
+from lima.eval.summary import outcome_keys
 
 ORDERS = ("AB", "BA")  # AB: model A's answer shown first
 
@@ -205,7 +206,7 @@ def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str,
     """Win/tie/loss, win rate and CI, position consistency, errors, lengths, length-controlled win rate."""
     ok = [j for j in judgments if j["verdict"] is not None]
     verdicts = [j["verdict"] for j in ok]
-    summary = outcome_summary(verdicts, config.bootstrap, config.seed)
+    summary = outcome_keys(verdicts, None, config.bootstrap, config.seed)  # the keys `lima summarize` gives
     decisive_orders = [o for j in ok for o in j["orders"] if o["positional"] != "tie"]
     first_wins = sum(o["positional"] == "A" for o in decisive_orders)
     mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else None  # noqa: E731

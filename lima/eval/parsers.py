@@ -56,6 +56,15 @@ def parse_mtbench(text: str) -> Parsed | None:
     return Parsed("tie" if letter == "C" else letter, f"[[{letter}]]")  # type: ignore[arg-type]
 
 
+def parse_fastchat_pair(text: str) -> Parsed | None:
+    """FastChat llm_judge's rule for pair-v2 replies: tag precedence, not position — ``[[A]]`` anywhere wins,
+    else ``[[B]]``, else ``[[C]]`` (a tie); exact tags only. This is how its stored ``g1/g2_winner`` were made."""
+    for tag, verdict in (("[[A]]", "A"), ("[[B]]", "B"), ("[[C]]", "tie")):
+        if tag in text:
+            return Parsed(verdict, tag)  # type: ignore[arg-type]
+    return None
+
+
 def parse_arena_hard(text: str) -> Parsed | None:
     match = _last(_ARENA, text)
     if match is None:
@@ -84,4 +93,5 @@ PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
     "lima_3way": parse_lima_3way,
     "mtbench": parse_mtbench,
     "arena_hard": parse_arena_hard,
+    "fastchat": parse_fastchat_pair,
 }
