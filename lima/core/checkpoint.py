@@ -16,6 +16,16 @@ CHECKPOINT_INFO = "lima_checkpoint.json"
 ADAPTER_CONFIG = "adapter_config.json"
 
 
+def portable_model_spec(spec: str) -> str:
+    """The base model as a checkpoint records it: a local path made absolute (a relative one would resolve
+    against whatever directory generation or export later runs in); hub ids and ``embedded:`` specs as given."""
+    from lima.core.models import resolve_model
+
+    if resolve_model(spec).kind == "local":
+        return str(Path(spec.strip()).expanduser().resolve())
+    return spec.strip()
+
+
 def checkpoint_info(path: str | Path) -> dict[str, Any] | None:
     """The ``lima_checkpoint.json`` of a checkpoint directory, or None when ``path`` is not one."""
     info_path = Path(path) / CHECKPOINT_INFO

@@ -40,15 +40,61 @@ def resolve_precision(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
+# bitsandbytes quantizes 4-bit NF4 on a CPU from this version on (before: CUDA only).
+BNB_CPU_VERSION = "0.50"
+
+
 def check_method(config: TrainConfig) -> None:
+    """QLoRA needs bitsandbytes (on a CPU, >= 0.50); a missing or too old one is a one-line error."""
     if config.method != "qlora":
         return
-    if not torch.cuda.is_available():
-        raise LimaError("method: qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); use method=lora on CPU")
+    import importlib.metadata
+
+    from packaging.version import Version
+
     try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise LimaError("method: qlora needs bitsandbytes: pip install 'lima-align[gpu]', or use method=lora") from None
+        version = importlib.metadata.version("bitsandbytes")
+    except importlib.metadata.PackageNotFoundError:
+        raise LimaError(
+            "method: qlora needs bitsandbytes: pip install 'lima-align[qlora]', or use method=lora"
+        ) from None
+    if not torch.cuda.is_available() and Version(version) < Version(BNB_CPU_VERSION):
+        raise LimaError(
+            f"method: qlora on CPU needs bitsandbytes >= {BNB_CPU_VERSION} (found {version}): "
+            "pip install -U 'lima-align[qlora]', or use method=lora"
+        )
+
+
+def quantization_config(dtype: torch.dtype):
+    """QLoRA's base: 4-bit NF4 with double quantization; compute in bf16 on GPUs (fp32 training there is
+    rare and slow in 4-bit) and in the training dtype, fp32, on CPU."""
+    from transformers import BitsAndBytesConfig
+
+    compute = dtype if dtype != torch.float32 or not torch.cuda.is_available() else torch.bfloat16
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def quantized_base_fingerprint(model: nn.Module) -> dict[str, Any]:
+    """Count, bytes and SHA-256 of the 4-bit (``Params4bit``) base weights: the manifest records it before and
+    after training, so a QLoRA run shows that its frozen base stayed bit-identical (a few seconds at 8B)."""
+    import hashlib
+
+    from bitsandbytes.nn import Params4bit
+
+    digest = hashlib.sha256()
+    count = total = 0
+    for param in model.parameters():  # module order; names change under the peft wrapper, bytes must not
+        if isinstance(param, Params4bit):
+            data = param.data.detach().contiguous().view(torch.uint8).cpu().numpy()
+            digest.update(memoryview(data))
+            count += 1
+            total += data.nbytes
+    return {"params4bit": count, "bytes": total, "sha256": digest.hexdigest()}
 
 
 def init_new_rows_to_mean(model: nn.Module, new_ids: list[int], n_reference: int) -> None:
@@ -116,15 +162,8 @@ def prepare_model(config: TrainConfig) -> Prepared:
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
     if config.method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16,
-        )
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        kwargs["quantization_config"] = quantization_config(dtype)
+        kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
 
     new_token_ids: list[int] = []

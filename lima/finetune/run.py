@@ -21,6 +21,20 @@ from lima.finetune.config import TrainConfig
 RESUME_DIR = "resume"  # the HF Trainer's output_dir: full resume states (checkpoint-<step>)
 
 
+def process_rank() -> int:
+    """This process's rank under ``accelerate launch``/torchrun (0 when launched alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+class MainProcessManifest(RunManifest):
+    """The run's manifest, written by rank 0 only; the other ranks of a multi-process launch keep it in memory
+    (every rank runs ``run_training``, and they would race on one file)."""
+
+    def write(self) -> None:
+        if process_rank() == 0:
+            super().write()
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -130,7 +144,7 @@ def run_training(
     dev_records = read_training_records(dev, "dev") if dev is not None else []
 
     inputs: list[str | os.PathLike] = [data, *([dev] if dev else [])]
-    with RunManifest(out_dir, "train", config, inputs=inputs, seed=config.seed) as manifest:
+    with MainProcessManifest(out_dir, "train", config, inputs=inputs, seed=config.seed) as manifest:
         result = _train(config, out_dir, train_records, dev_records, resume_state, manifest)
         manifest.update(
             outputs={"checkpoints": [str(p) for p in result.checkpoints], "final_checkpoint": str(result.final_checkpoint)},
@@ -144,9 +158,10 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     import torch
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    from lima.core.checkpoint import portable_model_spec
     from lima.core.errors import RecordError
     from lima.finetune.data import PaddedCollator, PaddingFreeCollator, tokenize_records
-    from lima.finetune.model import prepare_model
+    from lima.finetune.model import prepare_model, quantized_base_fingerprint
     from lima.finetune.trainer import (
         EpochCheckpointCallback,
         LimaTrainer,
@@ -173,18 +188,21 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         "residual_dropout": [round(p, 6) for p in prepared.dropout_schedule],
         "trainable_parameters": sum(p.numel() for p in prepared.model.parameters() if p.requires_grad),
     }
+    if config.method == "qlora":
+        stats["quantized_base"] = {"before": quantized_base_fingerprint(prepared.model)}
     if train_stats.trimmed:
         print(f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed")
     manifest.update(**stats)
 
     args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
+    stats["world_size"] = args.world_size  # processes (DDP ranks); effective batch = batch x accumulation x this
     collator = (
         PaddingFreeCollator()
         if prepared.batching == "padding_free"
         else PaddedCollator(tokenizer.pad_token_id)
     )
     info = {
-        "base_model": config.model,
+        "base_model": portable_model_spec(config.model),
         "method": config.method,
         "eot_token": prepared.chat_format.eot_token,
         "chat_template": prepared.chat_format.kind,
@@ -203,7 +221,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     epoch_cb.trainer = trainer
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # our LogCallback shows loss and tokens/s on one bar
-    if config.output.tensorboard:
+    if config.output.tensorboard and args.process_index == 0:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
@@ -211,13 +229,19 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
 
     if resume_state is not None:
         step = _step_of(resume_state)
-        for name in ("train_log.jsonl", "epochs.jsonl"):
-            truncate_jsonl(out_dir / name, step)
+        if args.process_index == 0:
+            for name in ("train_log.jsonl", "epochs.jsonl"):
+                truncate_jsonl(out_dir / name, step)
         print(f"resuming from {resume_state} (step {step})")
     output = trainer.train(resume_from_checkpoint=str(resume_state) if resume_state else None)
     stats["train_runtime_s"] = round(output.metrics.get("train_runtime", 0.0), 3)
     stats["tokens_seen"] = int(trainer.state.num_input_tokens_seen)
     stats["resumed_from_step"] = _step_of(resume_state) if resume_state else None
+    if torch.cuda.is_available():
+        stats["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    if config.method == "qlora":
+        after = quantized_base_fingerprint(trainer.model)
+        stats["quantized_base"].update(after=after, unchanged=after == stats["quantized_base"]["before"])
 
     epochs = read_jsonl(out_dir / "epochs.jsonl")
     by_epoch = {e["epoch"]: e for e in epochs}  # the last line per epoch wins

@@ -23,12 +23,27 @@ def good(tmp_path):
     return write_jsonl(tmp_path / "good.jsonl", records(2))
 
 
-def test_qlora_on_cpu_names_lora(cli, tiny_model_dir, good, tmp_path):
-    out = tmp_path / "q"
-    result = cli(*train_args(tiny_model_dir, good, None, out, "method=qlora"), env=THREADS)
-    _fails(result, "qlora", "method=lora")
-    assert not (out / "checkpoints").exists()
-    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+@pytest.mark.parametrize(("installed", "needles"), [(None, ["needs bitsandbytes", "method=lora"]),
+                                                   ("0.49.0", [">= 0.50", "found 0.49.0", "method=lora"])])
+def test_qlora_without_a_cpu_capable_bitsandbytes_names_the_fix(monkeypatch, installed, needles):
+    import importlib.metadata
+
+    import torch
+
+    from lima.core.errors import LimaError
+    from lima.finetune.config import TrainConfig
+    from lima.finetune.model import check_method
+
+    def version(name):
+        if installed is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LimaError) as error:
+        check_method(TrainConfig(method="qlora"))
+    assert all(needle in str(error.value) for needle in needles), str(error.value)
 
 
 def test_bf16_on_cpu(cli, tiny_model_dir, good, tmp_path):
