@@ -19,6 +19,7 @@ def curate(
     from lima.core.cli_util import raise_on_sigterm
     from lima.core.config import load_config
     from lima.curation.config import CurateConfig
+    from lima.curation.report import dev_cap_note
     from lima.curation.run import run_curation
 
     raise_on_sigterm()
@@ -29,6 +30,8 @@ def curate(
     typer.echo(f"train: {counts['train']} examples -> {result.train_path}")
     if result.dev_path is not None:
         typer.echo(f"dev:   {counts['dev']} examples -> {result.dev_path}")
+    if "dev_capped" in counts:
+        typer.echo(f"note:  {dev_cap_note(counts['dev_capped'])}")
     dropped = ", ".join(f"{r} {n}" for r, n in list(counts["reasons"].items())[:8])
     typer.echo(f"dropped: {dropped or 'none'}")
     typer.echo(f"report: {result.report_html}")

@@ -55,6 +55,9 @@ class StackExchangeFilters(Config):
     reference_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_REFERENCE_PHRASES))
     self_contained_title: bool = True
     prompt_from: Literal["random", "title", "body"] = "random"
+    # LIMA keeps code blocks and lists and removes the rest of the markup (headings, bold, tables and quotes
+    # become plain text); "markdown" keeps headings, emphasis, tables and blockquotes as Markdown too.
+    markup: Literal["lima", "markdown"] = "lima"
     # Cheap pre-conversion bound: an answer whose raw HTML is shorter than this fraction of min_chars can
     # not reach min_chars after conversion, so it is dropped before any HTML work.
     raw_min_fraction: float = 0.9
@@ -85,6 +88,18 @@ class RedditFilters(Config):
     strip_tags: bool = True  # "[WP] prompt" -> "prompt"
 
 
+class NatInstFilters(Config):
+    """Super-Natural Instructions task files (allenai/natural-instructions ``tasks/*.json``)."""
+
+    instances_per_task: int = Field(1, ge=1)  # LIMA: one random instance from each sampled task
+    # Keep tasks whose category (the part after any "->") is one of these, case-insensitive; null = any.
+    categories: list[str] | None = None
+    languages: list[str] | None = Field(default_factory=lambda: ["English"])  # input and output languages
+    positive_examples: int = Field(0, ge=0)  # worked examples put into the prompt after the definition
+    min_chars: int | None = None
+    max_chars: int | None = None
+
+
 class GenericFilters(Config):
     """For records, LIMA/FastChat, Alpaca and ShareGPT inputs: only sanity bounds."""
 
@@ -98,6 +113,7 @@ class Filters(Config):
     wikihow: WikiHowFilters = Field(default_factory=WikiHowFilters)
     reddit: RedditFilters = Field(default_factory=RedditFilters)
     generic: GenericFilters = Field(default_factory=GenericFilters)
+    natinst: NatInstFilters = Field(default_factory=NatInstFilters)
     language: Literal["en"] | None = None  # drop text that is mostly non-Latin or lacks English stop-words
 
 
@@ -125,11 +141,19 @@ class SelectionConfig(Config):
     quotas: dict[str, int] | None = Field(default_factory=dict)
     temperature: float = Field(3.0, gt=0.0)  # p(domain) ∝ n_domain^(1/τ)
     order: Literal["score", "random", "diversity", "length", "quality"] = "score"
+    # What "score" ranks by where a record has both (Stack Exchange): the question's score, then its top
+    # answer's (LIMA takes the highest-scoring questions, then each one's top answer), or the answer's.
+    score_by: Literal["question", "answer"] = "question"
+    # Groups whose domains are drawn uniformly instead of by τ (LIMA: a wikiHow category, then an article).
+    uniform_groups: list[str] = Field(default_factory=lambda: ["wikihow"])
     diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken
 
 
 class DevConfig(Config):
     size: int = Field(0, ge=0)
+    # The dev split never takes more than this share of the candidates (rounded down), so that a small
+    # candidate pool still leaves a training set; the cap is reported.
+    max_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     groups: list[str] | None = None  # draw only from these groups (default: every group with a quota)
 
 

@@ -15,8 +15,39 @@ _EN_STOP = frozenset(
 )
 
 
+# The Roman numeral I is not the pronoun: after a word that numbers things ("Type I error", "World War I",
+# "Part I"), beside another numeral ("I and II", "II–I"), or a monarch's ("Charles I of England"). "I/O" is not
+# the pronoun either.
+_NUMBERING_WORDS = frozenset(
+    "Type War Part Phase Stage Class Grade Level Chapter Section Book Volume Vol Act Article Title Appendix "
+    "Figure Fig Table Category Group Division Tier Series Schedule Mark Mk Round Trial Experiment Unit Zone "
+    "Region Step Task Exercise Problem Lesson Episode Season Game Model Version type".split()
+)
+_NUMERAL = r"(?:II|III|IV|V|VI|VII|VIII|IX|X|XI|XII)"  # a neighbour numeral (not "I": "you and I, I think")
+_JOINER = r"\s*(?:,|/|-|–|—|&|\band\b|\bor\b|\bto\b|\bthrough\b)\s*"
+_PREVIOUS_WORD = re.compile(r"([A-Za-z]+)[ -]$")
+_NUMERAL_AFTER = re.compile(rf"{_JOINER}{_NUMERAL}(?![\w'’])")
+_NUMERAL_BEFORE = re.compile(rf"(?<![\w'’]){_NUMERAL}{_JOINER}$")
+_OF = re.compile(r"\s+of\b")
+
+
+def _is_roman_one(text: str, at: int) -> bool:
+    """Whether the lone "I" at ``at`` is the Roman numeral (or I/O), judged from the words around it."""
+    before, after = text[max(0, at - 40) : at], text[at + 1 : at + 41]
+    if after.startswith("/O"):
+        return True
+    previous = _PREVIOUS_WORD.search(before)
+    if previous and previous.group(1) in _NUMBERING_WORDS:
+        return True
+    if _NUMERAL_AFTER.match(after) or _NUMERAL_BEFORE.search(before):
+        return True
+    return bool(previous and previous.group(1)[0].isupper() and before.endswith(" ") and _OF.match(after))
+
+
 def has_first_person(text: str) -> bool:
-    return _FIRST_PERSON.search(prose(text)) is not None
+    """First-person words outside code; the Roman numeral I ("Type I error", "World War I") is not one."""
+    text = prose(text)
+    return any(m.group(0) != "I" or not _is_roman_one(text, m.start()) for m in _FIRST_PERSON.finditer(text))
 
 
 def reference_phrase(text: str, phrases: list[str]) -> str | None:

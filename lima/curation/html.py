@@ -1,12 +1,18 @@
-"""HTML → Markdown for dump bodies with html-to-markdown (a maintained converter with a Rust core, ~5x
-faster than markdownify here): fenced code, inline code, lists and tables kept; links reduced to their
-text; images dropped."""
+"""HTML → text for dump bodies with html-to-markdown (a maintained converter with a Rust core, ~5x faster than
+markdownify here).
+
+Two markups: ``lima`` (LIMA's rule) keeps code blocks, inline code and lists and removes the rest of the
+markup: headings, emphasis, blockquotes and tables become plain text (a table row becomes one line, its cells
+joined by ", "). ``markdown`` keeps headings, emphasis, tables and blockquotes as Markdown as well. In both,
+links are reduced to their text and images dropped.
+"""
 
 from __future__ import annotations
 
 import re
 
 import html_to_markdown as h2m
+import lxml.html
 
 # Enum fields are given as the binding's enum members: strings would be re-parsed on every call.
 _OPTIONS = h2m.ConversionOptions(
@@ -35,8 +41,50 @@ _BLANKS = re.compile(r"\n{3,}")
 _BARE_URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*", re.I)  # the whole token that holds a URL
 
 
-def html_to_markdown(html: str) -> str:
-    """Convert a post body to Markdown; bare URLs left in the text are removed too."""
+# markup "lima": the tags whose markup goes (their text stays), and the block tags that become paragraphs.
+_INLINE_MARKUP = ("strong", "b", "em", "i", "u", "mark", "del", "s", "strike", "ins", "sup", "sub", "small",
+                  "big", "span", "font", "abbr", "cite", "q", "dfn", "var", "samp")  # fmt: skip
+_AS_PARAGRAPH = ("h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "caption", "figcaption")
+_AS_DIV = ("blockquote", "dl", "details", "summary", "figure", "center", "section", "article", "aside")
+
+
+def plain_markup(html: str) -> str:
+    """The body with only what LIMA keeps marked up: code (blocks and inline), lists and paragraphs."""
+    if not html.strip():
+        return html
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for element in root.iter(*_AS_PARAGRAPH):
+        element.tag = "p"
+    for element in root.iter(*_AS_DIV):
+        element.tag = "div"
+    for element in root.iter("kbd"):
+        element.tag = "code"  # a key to press is shown like code
+    for table in list(root.iter("table")):
+        rows = []
+        for row in table.iter("tr"):
+            cells = [" ".join(cell.text_content().split()) for cell in row if cell.tag in ("td", "th")]
+            if any(cells):
+                rows.append(", ".join(c for c in cells if c))
+        replacement = lxml.html.fragment_fromstring("<div></div>")
+        for text in rows:
+            paragraph = lxml.html.Element("p")
+            paragraph.text = text
+            replacement.append(paragraph)
+        replacement.tail = table.tail
+        table.getparent().replace(table, replacement)
+    for element in list(root.iter("hr")):
+        element.drop_tree()  # (its tail text stays)
+    for element in list(root.iter(*_INLINE_MARKUP)):
+        if element.getparent() is not None:
+            element.drop_tag()
+    return lxml.html.tostring(root, encoding="unicode")
+
+
+def html_to_markdown(html: str, markup: str = "markdown") -> str:
+    """Convert a post body to Markdown (``markdown``) or to LIMA's text with only code and lists marked up
+    (``lima``); bare URLs left in the text are removed too."""
+    if markup == "lima":
+        html = plain_markup(html)
     markdown = h2m.convert(html, _OPTIONS).content or ""
     markdown = strip_urls(markdown)
     if "\n\n\n" in markdown:  # rare; the regex alone costs a quarter of the conversion

@@ -204,14 +204,25 @@ def _examples_md(examples: dict[str, Any]) -> str:
 # -- data card (reused by the pipeline report) ----------------------------------------------------
 
 
+def dev_cap_note(cap: dict[str, Any]) -> str:
+    """One line saying that the dev split was capped, and why."""
+    return (
+        f"dev capped at {cap['cap']} (dev.size={cap['requested']}): at most {cap['max_fraction']:.0%} of the "
+        f"{cap['candidates']} candidates go to dev, so the training set keeps the rest (dev.max_fraction)"
+    )
+
+
 def _card_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     counts = summary["counts"]
     rows = summary["stats"]["train"]
     chars = sorted(r["response_chars"] for r in rows)
     tokens = sorted(r["response_tokens"] for r in rows)
+    dev = str(counts["dev"])
+    if "dev_capped" in counts:
+        dev += f" ({dev_cap_note(counts['dev_capped'])})"
     facts = [
         ("train examples", str(counts["train"])),
-        ("dev examples", str(counts["dev"])),
+        ("dev examples", dev),
         ("sources", ", ".join(f"{s} {c['train']}" for s, c in counts["sources"].items() if c["train"])),
         ("domains", str(len(counts["domains_train"]))),
     ]

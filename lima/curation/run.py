@@ -19,7 +19,8 @@ from lima.core.io import atomic_open, write_json
 from lima.core.manifest import RunManifest
 from lima.core.record import Example, write_records
 from lima.curation.config import CurateConfig, resolve_path
-from lima.curation.select import group_of, order_domain, select, split_dev
+from lima.curation.empty import EmptyCurationError, empty_message
+from lima.curation.select import dev_size_cap, group_of, order_domain, select, split_dev
 from lima.curation.types import Drop
 
 TRAIN, DEV, REJECTED, SUMMARY = "train.jsonl", "dev.jsonl", "rejected.jsonl.gz", "curation.json"
@@ -142,8 +143,10 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
             low_ids = {e.id for e in low}
             candidates = [e for e in candidates if e.id not in low_ids]
 
+    uniform = config.selection.uniform_groups
+    dev_size = dev_size_cap(config.dev.size, len(candidates), config.dev.max_fraction)
     dev = split_dev(
-        candidates, config.dev.size, quotas, config.dev.groups, config.selection.temperature, config.seed
+        candidates, dev_size, quotas, config.dev.groups, config.selection.temperature, config.seed, uniform
     )
     dev_ids = {e.id for e in dev}
     pool = [e for e in candidates if e.id not in dev_ids]
@@ -157,10 +160,15 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
 
     def orderer(items: list[Example]) -> list[Example]:
         return order_domain(
-            items, config.selection.order, config.seed, embeddings, config.selection.diversity_threshold
+            items,
+            config.selection.order,
+            config.seed,
+            embeddings,
+            config.selection.diversity_threshold,
+            config.selection.score_by,
         )
 
-    train = select(pool, quotas, config.selection.temperature, config.seed, orderer)
+    train = select(pool, quotas, config.selection.temperature, config.seed, orderer, uniform)
     train_ids = {e.id for e in train}
     for example in pool:
         if example.id not in train_ids:
@@ -171,6 +179,13 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
 
     counts = _counts(summaries, shards, work, loaded, candidates, late_drops, dev, train, quotas)
     counts["quality_problems"] = quality_problems
+    if dev_size < config.dev.size:
+        counts["dev_capped"] = {
+            "requested": config.dev.size,
+            "cap": dev_size,
+            "candidates": len(candidates),
+            "max_fraction": config.dev.max_fraction,
+        }
 
     rejected_path = out_dir / REJECTED
     with atomic_open(rejected_path, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as fh:
@@ -181,7 +196,7 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         for item in late_drops:
             fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
 
-    dev_path = out_dir / DEV if config.dev.size > 0 else None
+    dev_path = out_dir / DEV if config.dev.size > 0 and train else None
     if dev_path is not None:
         write_records(dev_path, dev)
     write_json(
@@ -196,6 +211,8 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
     from lima.curation.report import write_reports
 
     report_html, report_md = write_reports(out_dir, config, train)
+    if not train:  # a stage that produces nothing is not a success: the report says why, no train.jsonl
+        raise EmptyCurationError(empty_message(counts, config, report_html), counts)
     write_records(out_dir / TRAIN, train)  # last: its presence means the run finished
     return CurationResult(out_dir / TRAIN, dev_path, report_html, report_md, counts, out_dir, rejected_path)
 

@@ -1,20 +1,21 @@
 """Selection: per-group quotas, temperature sampling over domains, ordering inside a domain, dev split.
 
 Inside a group, the next example comes from domain d with probability p(d) ∝ n_d^(1/τ) (n_d = candidates in
-d, renormalised over the domains that still have candidates): τ = 1 is proportional, τ → ∞ uniform.
+d, renormalised over the domains that still have candidates): τ = 1 is proportional, τ → ∞ uniform. Groups
+named in ``uniform_groups`` draw their domains uniformly (LIMA's wikiHow: a category, then an article in it).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 
 from lima.core.io import stable_hash
 from lima.core.record import Example
-from lima.curation.dedup import score_key
 
 
 def group_of(example: Example) -> str:
@@ -44,12 +45,27 @@ def tau_sample(
     return taken
 
 
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def rank_key(example: Example, score_by: str = "question") -> tuple[float, float]:
+    """Sort key (lower first) of order ``score``: the question's score, then the answer's (LIMA), where the
+    record has a question score; else, or with ``score_by="answer"``, the (answer) score alone."""
+    meta = example.meta
+    answer = _number(meta.get("score"))
+    if score_by == "question" and "question_score" in meta:
+        return (-_number(meta["question_score"]), -answer)
+    return (-answer, 0.0)
+
+
 def order_domain(
     items: list[Example],
     order: str,
     seed: int,
     embeddings: dict[str, np.ndarray] | None = None,
     threshold: float = 0.9,
+    score_by: str = "question",
 ) -> list[Example]:
     """Candidates of one domain in the order they should be taken."""
     tiebreak = {e.id: stable_hash([seed, e.id]) for e in items}
@@ -59,9 +75,10 @@ def order_domain(
         return sorted(items, key=lambda e: (-len(e.response), tiebreak[e.id]))
     if order == "quality":
         return sorted(
-            items, key=lambda e: (-float(e.meta.get("quality") or 0), score_key(e)[0], tiebreak[e.id])
+            items,
+            key=lambda e: (-_number(e.meta.get("quality")), rank_key(e, score_by), tiebreak[e.id]),
         )
-    by_score = sorted(items, key=lambda e: (score_key(e)[0], tiebreak[e.id]))
+    by_score = sorted(items, key=lambda e: (rank_key(e, score_by), tiebreak[e.id]))
     if order == "diversity" and embeddings is not None:
         return diverse_order(by_score, embeddings, threshold)
     return by_score
@@ -90,8 +107,10 @@ def select(
     temperature: float,
     seed: int,
     orderer: Callable[[list[Example]], list[Example]],
+    uniform_groups: Collection[str] = (),
 ) -> list[Example]:
-    """Quotas per group (all candidates when ``quotas`` is empty), τ-sampling over domains inside a group."""
+    """Quotas per group (all candidates when ``quotas`` is empty), τ-sampling over domains inside a group
+    (uniform over domains in ``uniform_groups``)."""
     groups: dict[str, dict[str, list[Example]]] = defaultdict(lambda: defaultdict(list))
     for example in candidates:
         groups[group_of(example)][example.domain or example.source].append(example)
@@ -106,7 +125,8 @@ def select(
             else sum(len(v) for v in by_domain.values())
         )
         rng = random.Random(stable_hash([seed, "select", group]))
-        selected.extend(tau_sample(by_domain, quota, temperature, rng))
+        tau = math.inf if group in uniform_groups else temperature
+        selected.extend(tau_sample(by_domain, quota, tau, rng))
     return selected
 
 
@@ -117,6 +137,7 @@ def split_dev(
     groups: list[str] | None,
     temperature: float,
     seed: int,
+    uniform_groups: Collection[str] = (),
 ) -> list[Example]:
     """A dev set drawn *before* the train set: ``size`` examples spread over groups like the quotas."""
     if size <= 0:
@@ -140,4 +161,10 @@ def split_dev(
     def random_order(items: list[Example]) -> list[Example]:
         return order_domain(items, "random", seed)
 
-    return select(pool, dev_quotas, temperature, seed + 1, random_order)
+    return select(pool, dev_quotas, temperature, seed + 1, random_order, uniform_groups)
+
+
+def dev_size_cap(size: int, candidates: int, max_fraction: float) -> int:
+    """The dev size actually drawn: at most ``max_fraction`` of the candidates (rounded down), so the dev
+    split never empties the training set."""
+    return min(size, math.floor(candidates * max_fraction))

@@ -37,15 +37,17 @@ def _file_shards(path: Path, shard_bytes: int) -> list[Shard]:
     if kind == "wikihow":
         return [Shard(str(path), "wikihow")]
     fmt = sniff_format(first_object(path))
+    if fmt == "natinst":
+        return [Shard(str(path), fmt, domain=path.stem)]
     if fmt is None:
         raise LimaError(
             f"{path}: line 1: cannot tell the record format; expected records (id, source, messages), LIMA "
             "(conversations: [str]), FastChat (conversations: [{from, value}]), Alpaca (instruction, output), "
-            "messages, or Reddit (title, comments)"
+            "messages, Reddit (title, comments), or a Natural Instructions task (Definition, Instances)"
         )
     with open(path, "rb") as fh:
         is_array = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"[")
-    if path.suffix == ".gz" or is_array or size <= shard_bytes:
+    if path.suffix == ".gz" or is_array or fmt == "natinst" or size <= shard_bytes:
         return [Shard(str(path), fmt)]
     return [
         Shard(str(path), fmt, start=s, end=min(s + shard_bytes, size)) for s in range(0, size, shard_bytes)

@@ -89,6 +89,10 @@ def _records(shard: Shard, config: CurateConfig, groups: dict[str, str], counts:
         from lima.curation.sources.wikihow import read_wikihow
 
         return read_wikihow(path, config.filters.wikihow, counts, language)
+    if shard.format == "natinst":
+        from lima.curation.sources.natinst import read_natinst
+
+        return read_natinst(path, config.filters.natinst, config.seed, counts, language)
     from lima.curation.sources.jsonl import read_jsonl
 
     return read_jsonl(

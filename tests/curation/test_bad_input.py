@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,65 @@ def test_7z_site_archive_is_read_inside(curate, site, tmp_path):
     train = (out / "train.jsonl").read_text().splitlines()
     assert {json.loads(line)["domain"] for line in train} == {"tea.stackexchange.com"}
     assert len(train) == 2
+
+
+# -- a stage that produces nothing is not a success (issue 9.5) ------------------------------------
+
+
+def test_zero_training_examples_exits_2_with_drop_table_and_nearest_fix(curate, site):
+    result, out = curate("--input", str(site))  # lima.yaml: every answer here is short and low-scored
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    err = result.stderr
+    assert "no training examples" in err
+    assert re.search(r"^\s+answer_score\s+3$", err, re.M), err  # the drop table: reason -> count
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nearest fix: a looser filter: filters.stackexchange.min_answer_score=null"), last
+    assert not (out / "train.jsonl").exists() and not (out / "dev.jsonl").exists()
+    assert summary(out)["counts"]["train"] == 0  # the report and counts are there to see why
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_dev_never_empties_the_training_set(curate, shared_data):
+    """The reproduction of issue 9: LIMA's filters on the two small real sites leave a few candidates."""
+    result, out = curate("--input", str(shared_data / "stackexchange"))
+    assert_ok(result)
+    counts = summary(out)["counts"]
+    candidates = counts["sources"]["stackexchange"]["candidates"]
+    assert 0 < candidates < 500  # dev.size=50 is more than 10% of them
+    assert counts["dev"] == candidates // 10 and counts["train"] == candidates - counts["dev"]
+    assert counts["dev_capped"] == {"requested": 50, "cap": candidates // 10, "candidates": candidates,
+                                    "max_fraction": 0.1}  # fmt: skip
+    assert "dev capped at" in result.stdout
+    assert "dev capped at" in (out / "report.md").read_text()
+    assert "dev capped at" in (out / "report.html").read_text()
+
+
+# -- bad input that used to abort a shard or drop a file (issue 9.6) -------------------------------
+
+
+def test_reddit_record_with_non_numeric_score_is_a_counted_skip(curate, tmp_path):
+    def post(i: int, score: object) -> dict:
+        return {"id": f"p{i}", "title": f"[WP] Prompt number {i}", "subreddit": "WritingPrompts", "selftext": "",
+                "comments": [{"body": f"Story {i}: the lighthouse kept its promise.", "score": score},
+                             {"body": "Short.", "score": 1}]}  # fmt: skip
+    path = tmp_path / "wp.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in (post(1, 40), post(2, "lots"), post(3, "25"))))
+    result, out = curate("--input", str(path), "selection.quotas=null", "dev.size=0")
+    assert_ok(result)
+    counts = summary(out)["counts"]
+    assert counts["train"] == 2 and counts["reasons_by_source"]["reddit"] == {"bad_score": 1}
+    rejected = [json.loads(line) for line in gzip.open(out / "rejected.jsonl.gz", "rt")]
+    (bad,) = [r for r in rejected if r["reason"] == "bad_score"]
+    assert bad["id"] == "p2" and "comments[0].score: 'lots' is not a number" in bad["detail"]
+    assert "bad_score" in (out / "report.md").read_text()  # shown in the report's drop table
+
+
+def test_json_array_with_byte_order_mark_is_read(curate, tmp_path):
+    rows = [{"instruction": f"Name colour number {i}.", "output": f"Colour {i} is a shade of blue."} for i in range(5)]
+    path = tmp_path / "alpaca_bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(rows, indent=2).encode())
+    result, out = curate("--input", str(path), "selection.quotas=null", "dev.size=0", "dedup.enabled=false")
+    assert_ok(result)
+    counts = summary(out)["counts"]
+    assert counts["train"] == 5 and counts["reasons"] == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from lima.curation.config import GenericFilters, RedditFilters
 from lima.curation.filters import language_reason, length_reason
 from lima.curation.types import Drop, ShardCounts
 
-FORMATS = ("records", "lima", "fastchat", "alpaca", "messages", "reddit")
+FORMATS = ("records", "lima", "fastchat", "alpaca", "messages", "reddit", "natinst")
 _PREAMBLE = re.compile(r"^\s*Below is an instruction.*?###\s*Instruction:\s*", re.S | re.I)
 _RESPONSE_TAIL = re.compile(r"\s*###\s*Response:\s*$", re.I)
 _FROM_ROLE = {
@@ -40,6 +41,8 @@ _GONE = {"[removed]", "[deleted]", ""}
 def sniff_format(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
+    if "Definition" in obj and ("Instances" in obj or "Positive Examples" in obj):
+        return "natinst"  # a Natural Instructions task file (one object, read by sources.natinst)
     conversations = obj.get("conversations")
     if isinstance(conversations, list) and conversations:
         return "lima" if all(isinstance(t, str) for t in conversations) else "fastchat"
@@ -73,7 +76,15 @@ def first_object(path: Path) -> Any:
             try:
                 return json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError):
-                return None
+                return _task_head(head)
+    return None
+
+
+def _task_head(head: bytes) -> dict[str, Any] | None:
+    """A pretty-printed JSON object that is a Natural Instructions task (``"Definition"`` near the top): its
+    head is enough to name the format; the task reader validates the whole file."""
+    if head.startswith(b"{") and b'"Definition"' in head:
+        return {"Definition": None, "Instances": None}
     return None
 
 
@@ -96,13 +107,23 @@ class BadLine(str):
     """A line that is not a JSON value (the string is the reason)."""
 
 
+class Rejection(str):
+    """The reason a record makes no example (the string), with the field at fault in ``detail``."""
+
+    detail: str = ""
+
+    def __new__(cls, reason: str, detail: str = "") -> Rejection:
+        obj = super().__new__(cls, reason)
+        obj.detail = detail
+        return obj
+
+
 def iter_objects(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[str, Any]]:
     """(position, object) for each record in the shard; an undecodable line gives a :class:`BadLine`."""
-    with _opener(path) as fh:
-        first = fh.read(1).lstrip(b"\xef\xbb\xbf") if start == 0 else b""
-        is_array = first == b"[" or (
-            start == 0 and first.isspace() and fh.read(1 << 12).lstrip().startswith(b"[")
-        )
+    is_array = False
+    if start == 0:  # (a byte-order mark is 3 bytes: strip it from a whole head, not from the first byte)
+        with _opener(path) as fh:
+            is_array = fh.read(1 << 12).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
     if is_array:
         for i, obj in enumerate(_load_array(path)):
             yield f"{i}", obj
@@ -212,8 +233,15 @@ def _reddit(obj: dict[str, Any], rid: str, rules: RedditFilters) -> Example | st
     ]
     if not usable:
         return "no_answer"
-    top = max(usable, key=lambda c: int(c.get("score") or 0))
-    if rules.min_score is not None and int(top.get("score") or 0) < rules.min_score:
+    scores = []
+    for i, comment in enumerate(usable):
+        score = _score(comment.get("score"))
+        if score is None:
+            return Rejection("bad_score", f"comments[{i}].score: {comment.get('score')!r} is not a number")
+        scores.append(score)
+    best = max(range(len(usable)), key=scores.__getitem__)
+    top = usable[best]
+    if rules.min_score is not None and scores[best] < rules.min_score:
         return "answer_score"
     prompt = _REDDIT_TAG.sub("", title).strip() if rules.strip_tags else title.strip()
     body = obj.get("selftext") if isinstance(obj.get("selftext"), str) else ""
@@ -226,12 +254,27 @@ def _reddit(obj: dict[str, Any], rid: str, rules: RedditFilters) -> Example | st
         domain=subreddit,
         messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": top["body"].strip()}],
         meta={
-            "score": int(top.get("score") or 0),
-            "submission_score": obj.get("score"),
+            "score": scores[best],
+            "submission_score": _score(obj.get("score")),
             "group": "reddit",
             "url": obj.get("permalink") or obj.get("url"),
         },
     )
+
+
+def _score(value: Any) -> int | None:
+    """A vote count as dumps write it (42, 42.0, "42", missing = 0); None when it is not a number."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) else None
 
 
 def default_source_for(path: Path, fmt: str) -> str:
@@ -261,7 +304,8 @@ def read_jsonl(
         if isinstance(result, str):
             counts.drop(result)
             rid = str(obj.get("id") if isinstance(obj, dict) and obj.get("id") else f"{path.stem}-{pos}")
-            yield Drop(id=rid, source=default_source, reason=result, stage="read")
+            detail = f"{path.name}@{pos}: {result.detail}" if isinstance(result, Rejection) else ""
+            yield Drop(id=rid, source=default_source, reason=result, stage="read", detail=detail)
             continue
         rules_min, rules_max = (
             (reddit.min_chars, reddit.max_chars)

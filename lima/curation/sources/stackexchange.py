@@ -399,7 +399,7 @@ def _pair(site, qid, question, answer, rules, seed, counts, group, language, dro
         return drop(qid, "too_short_raw")
     if rules.max_chars is not None and len(a_body) > rules.max_chars * 20:
         return drop(qid, "too_long_raw")
-    response = html_to_markdown(a_body)
+    response = html_to_markdown(a_body, rules.markup)
     reason = length_reason(response, rules.min_chars, rules.max_chars)
     if reason is None and rules.no_first_person and has_first_person(response):
         reason = "first_person"
@@ -410,7 +410,7 @@ def _pair(site, qid, question, answer, rules, seed, counts, group, language, dro
     use_title = rules.prompt_from == "title" or (
         rules.prompt_from == "random" and random.Random(stable_hash([seed, site, qid])).random() < 0.5
     )
-    prompt = title.strip() if use_title else html_to_markdown(q_body) or title.strip()
+    prompt = title.strip() if use_title else html_to_markdown(q_body, rules.markup) or title.strip()
     reason = language_reason(prompt + "\n" + response, language)
     if reason is not None:
         return drop(qid, reason, prompt=prompt, response=response)

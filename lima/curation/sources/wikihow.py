@@ -35,15 +35,26 @@ _CITATION = re.compile(r"\[\d+\]|\bX (?:Research|Expert|Trustworthy) [Ss]ource\b
 _NUMBERED = re.compile(r"^\s*(\d+)[.)]\s*")
 # Some rows run the steps together ("1. Open Messages.2. Tap New Message."): break before each number.
 _RUN_ON_STEP = re.compile(r"(?<=[.!?)\"'])[ \t]*(?=\d{1,3}\.\s*[A-Z])")
-_SUBTITLE = re.compile(r"\s*:\s*\d*\+?\s*(?:easy|simple|quick|best|useful|effective)?\b.*$", re.I)
+# A subtitle follows a colon and a space ("…Clothes: 14+ Easy Methods"); a colon inside a token is content
+# ("Code::Blocks", "12:00"). wikiHow's page-title suffix " - wikiHow" goes too.
+_SUBTITLE = re.compile(r"(?<![:\s]):\s+\S.*$")
+_SITE_SUFFIX = re.compile(r"\s+-\s+wikiHow\s*$", re.I)
+# wikihowAll titles carry the article's index glued to the last word ("…Artist1"); a number after a space or
+# a capital is content ("Windows 8", "LG G3").
+_GLUED_INDEX = re.compile(r"(?<=[a-z])\d+$")
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))
 
 
-def prompt_from_title(title: str) -> str:
-    """``How to Remove Lint from Clothes: 14+ Easy Methods`` / ``Get a MAC Address`` → ``How to …?``."""
-    title = re.sub(r"\d+$", "", title.strip())  # wikihowAll titles carry a trailing index ("...Artist1")
-    title = _SUBTITLE.sub("", title).strip().rstrip("?.!").strip()
+def prompt_from_title(title: str, glued_index: bool = False) -> str:
+    """``How to Remove Lint from Clothes: 14+ Easy Methods`` / ``Get a MAC Address`` → ``How to …?``.
+
+    ``glued_index``: the layout appends an index to every title (wikihowAll), so it is stripped.
+    """
+    title = title.strip()
+    if glued_index:
+        title = _GLUED_INDEX.sub("", title)
+    title = _SUBTITLE.sub("", _SITE_SUFFIX.sub("", title)).strip().rstrip("?.!").strip()
     if re.match(r"how to\b", title, re.I):
         title = "How to" + title[6:]
     else:
@@ -204,13 +215,15 @@ def _articles(reader, layout, path, rules, counts, language) -> Iterator[Example
             body, n_steps = _article_markdown(row["result"], rules)
         else:
             body, n_steps = _all_markdown(row["text"], rules)
-        yield _article(row["title"], row.get("category", ""), body, n_steps, rules, counts, language)
+        yield _article(
+            row["title"], row.get("category", ""), body, n_steps, rules, counts, language, layout == "wikihowall"
+        )
 
 
-def _article(title, category, body, n_steps, rules, counts, language) -> Example | Drop:
+def _article(title, category, body, n_steps, rules, counts, language, glued_index=False) -> Example | Drop:
     counts.rows_in += 1
     domain = (category or "").strip() or "wikihow"
-    prompt = prompt_from_title(title)
+    prompt = prompt_from_title(title, glued_index)
     record_id = f"wikihow-{stable_hash(title.strip())[:12]}"
     reason = None
     if not title.strip():
