@@ -10,6 +10,12 @@ Label formats (gold is always A = first response better, B = second, tie):
 - ``mtbench`` JSON list or JSONL of MT-Bench human judgments: ``question_id, model_a, model_b, winner``
   (model_a | model_b | tie | "tie (bothbad)"), ``conversation_a/_b`` (role/content turns) and ``turn``;
   only first-turn judgments are used (the number skipped is reported); the category is ``model_a vs model_b``.
+- ``lima``    the project's own JSONL (``data/judge_pairs.jsonl``): ``prompt, answer_1, answer_2, label``
+  (1 | 2 | 0 = tie), optional ``id`` and ``category``.
+
+A calibration is stored per judge, under the judge's annotator hash, in ``$LIMA_CACHE_DIR/calibrations``
+(default ``~/.cache/lima``), so that every later ``lima judge`` / ``lima run`` with the same judge shows how far
+its verdicts can be trusted (:func:`find_calibration`, :func:`calibration_note`).
 """
 
 from __future__ import annotations
@@ -17,23 +23,43 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.io import stable_hash
 from lima.eval.judge import PairItem
+from lima.eval.parsers import VERDICTS
+from lima.eval.stats import bootstrap_ci
 
-FORMATS = ("llmbar", "pandalm", "autoj", "mtbench")
+FORMATS = ("llmbar", "pandalm", "autoj", "mtbench", "lima")
 _REQUIRED = {
     "llmbar": ("input", "output_1", "output_2", "label"),
     "pandalm": ("instruction", "response1", "response2", "annotator1", "annotator2", "annotator3"),
     "autoj": ("prompt", "response 1", "response 2", "label"),
     "mtbench": ("question_id", "model_a", "model_b", "winner", "conversation_a", "conversation_b"),
+    "lima": ("prompt", "answer_1", "answer_2", "label"),
+}
+
+_VALUES = {
+    "llmbar": "label 1 or 2",
+    "pandalm": "annotator1..3 each 0 (tie), 1 or 2",
+    "autoj": "label 0, 1 or 2 (tie)",
+    "mtbench": "winner model_a, model_b or tie…, and user/assistant turns in both conversations",
+    "lima": "label 1, 2 or 0 (tie), and prompt/answer_1/answer_2 as strings",
 }
 
 
 def _load_rows(path: Path) -> list[Any]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a leading BOM is not part of the JSON
+    except UnicodeDecodeError as exc:
+        raise LimaError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            f"re-save the labels file as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.json"
+        ) from None
     try:
         data = json.loads(text)
         return data if isinstance(data, list) else [data]
@@ -113,7 +139,7 @@ def read_labelled_pairs(path: str | os.PathLike, fmt: str) -> tuple[list[PairIte
                         str(row.get("id", index)), row["prompt"], row["response 1"], row["response 2"], meta
                     )
                 )
-            else:
+            elif fmt == "mtbench":
                 if int(row.get("turn", 1)) != 1:
                     skipped += 1
                     continue
@@ -129,9 +155,18 @@ def read_labelled_pairs(path: str | os.PathLike, fmt: str) -> tuple[list[PairIte
                 key = f"{row['question_id']}-{row['model_a']}-{row['model_b']}-{row.get('judge', index)}-{index}"
                 meta = {"gold": gold, "category": f"{row['model_a']} vs {row['model_b']}"}
                 items.append(PairItem(key, first_a[0], first_a[1], first_b[1], meta))
+            elif fmt == "lima":
+                gold = {1: "A", 2: "B", 0: "tie"}[int(row["label"])]
+                if not all(isinstance(row[k], str) for k in ("prompt", "answer_1", "answer_2")):
+                    raise TypeError("texts")
+                meta = {"gold": gold, "category": row.get("category")}
+                items.append(
+                    PairItem(str(row.get("id", index)), row["prompt"], row["answer_1"], row["answer_2"], meta)
+                )
         except (KeyError, ValueError, TypeError):
             raise LimaError(
                 f"{path}: row {index + 1}: label/annotation value is not valid for --format {fmt}"
+                f" (expected {_VALUES[fmt]})"
             ) from None
     if not items:
         raise LimaError(f"{path}: no usable labelled pairs for --format {fmt}")
@@ -149,16 +184,189 @@ def _longer_wins_pct(items: list[PairItem], verdicts: list[str]) -> float | None
     return round(100 * hits / total, 2) if total else None
 
 
-def run_calibration(
-    config: Any, labels: Path, fmt: str, out_dir: Path, limit: int | None = None
+def _tie_discounted(pred: str, gold: str) -> float:
+    """LIMA's per-item credit: 1 when both agree, 0.5 when exactly one says tie, 0 otherwise."""
+    return 1.0 if pred == gold else 0.5 if (pred == "tie") != (gold == "tie") else 0.0
+
+
+def chance_levels(golds: Sequence[str]) -> dict[str, float | None]:
+    """The best score an answer-blind judge can reach on these gold labels: one constant verdict for every
+    pair. "Always tie" is also what a judge that always picks the first position gets once its two orders are
+    combined, so this is the floor that a position-biased judge reaches without reading a word."""
+    if not golds:
+        return {"accuracy": None, "tie_discounted_accuracy": None}
+    n = len(golds)
+    return {
+        "accuracy": round(max(golds.count(v) for v in VERDICTS) / n, 4),
+        "tie_discounted_accuracy": round(
+            max(sum(_tie_discounted(v, g) for g in golds) for v in VERDICTS) / n, 4
+        ),
+    }
+
+
+def _ci(values: list[float], resamples: int, seed: int) -> list[float | None]:
+    if not values:
+        return [None, None]
+    low, high = bootstrap_ci(values, resamples, seed)
+    return [round(low, 4), round(high, 4)]
+
+
+def calibration_block(
+    items: Sequence[PairItem],
+    judgments: Sequence[dict[str, Any]],
+    resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Judge every labelled pair (both orders); write predictions, gold, judgments and calibration.json."""
-    from lima.core.io import atomic_open, write_json
+    """Agreement of the judge's combined verdicts with the gold labels of ``items``, with bootstrap 95% CIs
+    over pairs, the answer-blind chance level, position consistency and length bias. Pairs without a verdict
+    (errors) are counted and left out, as in ``lima judge``."""
+    scored = [(item, j) for item, j in zip(items, judgments, strict=True) if j["verdict"] is not None]
+    preds = [j["verdict"] for _, j in scored]
+    golds = [item.meta["gold"] for item, _ in scored]
+    exact = [float(p == g) for p, g in zip(preds, golds, strict=True)]
+    discounted = [_tie_discounted(p, g) for p, g in zip(preds, golds, strict=True)]
+    chance = chance_levels(golds)
+    tda = round(sum(discounted) / len(discounted), 4) if discounted else None
+    ci95 = {
+        "accuracy": _ci(exact, resamples, seed),
+        "tie_discounted_accuracy": _ci(discounted, resamples, seed),
+    }
+    low, high = ci95["tie_discounted_accuracy"]
+    floor = chance["tie_discounted_accuracy"]
+    decisive = [o for _, j in scored for o in j["orders"] if o.get("positional") not in (None, "tie")]
+    return {
+        "n": len(scored),
+        "errors": len(items) - len(scored),
+        "accuracy": round(sum(exact) / len(exact), 4) if exact else None,
+        "tie_discounted_accuracy": tda,
+        "ci95": ci95,
+        "ci_method": f"percentile bootstrap over pairs ({resamples} resamples)",
+        "chance": chance,
+        # The decision the report states: does the CI of LIMA's agreement measure clear the chance level?
+        "separates": bool(scored) and low is not None and low > floor,
+        "below_chance": bool(scored) and high is not None and high < floor,
+        "verdicts": {v: preds.count(v) for v in VERDICTS},
+        "position_consistency": round(100 * sum(j["consistent"] for _, j in scored) / len(scored), 2)
+        if scored
+        else None,
+        "first_position_pick_pct": round(
+            100 * sum(o["positional"] == "A" for o in decisive) / len(decisive), 2
+        )
+        if decisive
+        else None,
+        "longer_wins_pct_judge": _longer_wins_pct([i for i, _ in scored], preds),
+        "longer_wins_pct_human": _longer_wins_pct(list(items), [i.meta["gold"] for i in items]),
+    }
+
+
+# --- the per-judge store ------------------------------------------------------------------------------
+
+
+def judge_hash(config: Any) -> str:
+    """The annotator hash of a judge config: what its replies depend on (the judge cache uses it too)."""
+    from lima.eval.judge import judge_config_hash, load_template
+
+    return judge_config_hash(config, load_template(config.template, ("prompt", "answer_a", "answer_b")))
+
+
+def _verdict_settings(config: Any) -> dict[str, Any]:
+    """Settings that change the combined verdicts without changing a single reply (so not in the hash)."""
+    return {name: getattr(config, name, None) for name in ("parser", "combine", "verdict")}
+
+
+def calibrations_dir() -> Path:
+    from lima.core.models import cache_dir
+
+    return cache_dir() / "calibrations"
+
+
+def store_calibration(config: Any, block: dict[str, Any]) -> Path:
+    """Record ``block`` under the judge's hash, one entry per (verdict settings, labels file); returns the file."""
+    from lima.core.io import write_json
+
+    key = judge_hash(config)
+    path = calibrations_dir() / f"{key}.json"
+    entries = _read_store(path)
+    entry_key = stable_hash([_verdict_settings(config), block["labels"]["sha256"]])
+    entries[entry_key] = {**block, "judge_hash": key, "settings": _verdict_settings(config)}
+    write_json(path, {"judge_hash": key, "judge": config.endpoint.model, "entries": entries})
+    return path
+
+
+def _read_store(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return dict(data["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # absent, or damaged by hand: a calibration is cheap to redo, never a reason to fail
+
+
+def find_calibration(config: Any) -> dict[str, Any] | None:
+    """The newest stored calibration of this judge with the same verdict settings, or None."""
+    path = calibrations_dir() / f"{judge_hash(config)}.json"
+    settings = _verdict_settings(config)
+    matching = [e for e in _read_store(path).values() if e.get("settings") == settings]
+    return max(matching, key=lambda e: str(e.get("calibrated_at", ""))) if matching else None
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def calibration_note(block: dict[str, Any] | None) -> str:
+    """One plain sentence on how far a judge's verdicts can be trusted (for reports and the CLI)."""
+    if block is None:
+        return (
+            "uncalibrated judge: its agreement with humans is unknown. Calibrate it with "
+            "`lima calibrate JUDGE_CONFIG --labels data/judge_pairs.jsonl --format lima` "
+            "(or a human-labelled set such as LLMBar: --format llmbar)"
+        )
+    labels = block.get("labels", {}).get("name", "labelled pairs")
+    if not block.get("n"):
+        return (
+            f"calibration on {labels}: no parsed verdict on {block.get('errors', 0)} pair(s): "
+            "this judge cannot separate the answers"
+        )
+    low, high = block["ci95"]["tie_discounted_accuracy"]
+    text = (
+        f"agreement with humans on {block['n']} pairs of {labels}: {_pct(block['tie_discounted_accuracy'])} "
+        f"tie-discounted (95% CI {_pct(low)}–{_pct(high)}), accuracy {_pct(block['accuracy'])}; "
+        f"chance {_pct(block['chance']['tie_discounted_accuracy'])}"
+    )
+    if block.get("separates"):
+        return text + ": above chance"
+    if block.get("below_chance"):
+        return text + ": BELOW chance, this judge prefers the worse answer; its win rates are not evidence"
+    return (
+        text + ": the CI includes chance, so this judge cannot separate the answers; its win rates are noise"
+    )
+
+
+_RESULT_ONLY = ("agreement", "note", "skipped_rows", "format", "client", "stored")
+
+
+def stored_block(result: dict[str, Any]) -> dict[str, Any]:
+    """The calibration block of a :func:`run_calibration` result (what the store and summaries carry)."""
+    return {k: v for k, v in result.items() if k not in _RESULT_ONLY}
+
+
+def run_calibration(
+    config: Any,
+    labels: Path,
+    fmt: str,
+    out_dir: Path,
+    limit: int | None = None,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Judge every labelled pair (both orders); write predictions, gold, judgments and calibration.json, and
+    (``store``) record the calibration block under the judge's hash for later judge summaries and reports."""
+    from lima.core.io import atomic_open, path_sha256, write_json
     from lima.core.llm_client import LLMClient
     from lima.core.manifest import RunManifest
     from lima.eval.agreement import agreement_report
     from lima.eval.judge import PairwiseJudge
 
+    labels = Path(labels)
     items, skipped = read_labelled_pairs(labels, fmt)
     if limit is not None:
         items = items[:limit]
@@ -166,7 +374,7 @@ def run_calibration(
     cache = Path(config.cache) if config.cache else out_dir / "judge_cache.sqlite"
     with RunManifest(out_dir, "calibrate", config, inputs=[labels], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:
-            judgments = PairwiseJudge(config, client).judge(items, desc=f"calibrating on {Path(labels).name}")
+            judgments = PairwiseJudge(config, client).judge(items, desc=f"calibrating on {labels.name}")
             stats = client.stats.as_dict()
         ok = [(item, j) for item, j in zip(items, judgments, strict=True) if j["verdict"] is not None]
         pred = {item.id: {"verdict": j["verdict"], "category": item.meta.get("category")} for item, j in ok}
@@ -174,21 +382,31 @@ def run_calibration(
             item.id: {"verdict": item.meta["gold"], "category": item.meta.get("category")} for item in items
         }
         report = agreement_report(pred, gold)
+        block = calibration_block(items, judgments, config.bootstrap, config.seed)
+        golds = [item.meta["gold"] for item in items]
+        block["labels"] = {
+            "name": labels.name,
+            "path": str(labels),
+            "format": fmt,
+            "sha256": path_sha256(labels),
+            "pairs": len(items),
+            "gold": {v: golds.count(v) for v in VERDICTS},
+            "limit": limit,
+        }
+        block["judge_hash"] = judge_hash(config)
+        block["cohen_kappa"] = report["cohen_kappa"]
+        block["calibrated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        block["cost"] = {k: stats.get(k) for k in ("requests", "prompt_tokens", "completion_tokens")}
         result = {
             "agreement": report,
-            "n": report["n"],
-            "errors": len(items) - len(ok),
-            "accuracy": report["accuracy"],
-            "tie_discounted_accuracy": report["tie_discounted_accuracy"],
-            "position_consistency": round(100 * sum(j["consistent"] for _, j in ok) / len(ok), 2)
-            if ok
-            else None,
-            "longer_wins_pct_judge": _longer_wins_pct([i for i, _ in ok], [j["verdict"] for _, j in ok]),
-            "longer_wins_pct_human": _longer_wins_pct(items, [i.meta["gold"] for i in items]),
+            **block,
+            "note": calibration_note(block),
             "skipped_rows": skipped,
             "format": fmt,
             "client": stats,
         }
+        if store:
+            result["stored"] = str(store_calibration(config, block))
         with atomic_open(out_dir / "predictions.jsonl") as fh:
             for key, row in pred.items():
                 fh.write(json.dumps({"id": key, **row}, ensure_ascii=False) + "\n")

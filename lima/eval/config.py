@@ -77,12 +77,20 @@ class JudgeConfig(Config):
 
 
 class GradeConfig(Config):
-    """``lima grade``: single-answer Likert helpfulness (1–6), K samples per prompt."""
+    """``lima grade``: single-answer grading of every generation line, ``samples`` times each — Likert
+    helpfulness 1–6 (LIMA's ablations) or LIMA's absolute Fail / Pass / Excellent (§4.3)."""
 
     endpoint: EndpointConfig = EndpointConfig()
-    template: str = "likert_helpfulness.txt"
+    scale: Literal["likert", "absolute"] = Field(
+        "likert", description="likert: helpfulness 1-6; absolute: LIMA's Fail / Pass / Excellent"
+    )
+    template: str | None = Field(
+        None, description="default: likert_helpfulness.txt (likert) or lima_absolute.txt (absolute)"
+    )
     system_prompt: str | None = None
-    samples: int = Field(5, ge=1, le=50)
+    samples: int = Field(
+        5, ge=1, le=50, description="grades per generation line (LIMA's ablations: 1 per sampled response)"
+    )
     temperature: float = Field(0.7, ge=0)
     max_tokens: int = Field(256, ge=1)
     parse_retries: int = Field(2, ge=0, le=10)

@@ -276,6 +276,10 @@ def run_judging(
             **summarize(judgments, config),
             "client": stats,
         }
+        from lima.eval.calibrate import calibration_note, find_calibration
+
+        summary["calibration"] = find_calibration(config)  # how far this judge agrees with humans, if known
+        summary["judge_agreement"] = calibration_note(summary["calibration"])
         with atomic_open(out_dir / "judgments.jsonl") as fh:
             for judgment in judgments:
                 fh.write(json.dumps(judgment, ensure_ascii=False) + "\n")

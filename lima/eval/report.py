@@ -1,4 +1,5 @@
-"""LIMA's stacked win/tie/loss bar chart and a self-contained HTML report (all text HTML-escaped)."""
+"""LIMA's stacked win/tie/loss bar chart, the Fail/Pass/Excellent bar of the absolute analysis, and a
+self-contained HTML judge report (all text HTML-escaped) that says how far the judge can be trusted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from lima.core.html import esc, png_img
 from lima.core.io import atomic_open
 
 COLORS = {"win": "#2e7d32", "tie": "#bdbdbd", "loss": "#c62828"}
+ABSOLUTE_COLORS = {"excellent": "#2e7d32", "pass": "#90caf9", "fail": "#c62828"}
 
 
 def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str | None = None) -> Path:
@@ -44,8 +46,14 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
                     fontsize=9,
                 )
         left = [a + b for a, b in zip(left, values, strict=True)]
+    return _finish(fig, ax, path, "% of prompts")
+
+
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str) -> Path:
+    import matplotlib.pyplot as plt
+
     ax.set_xlim(0, 100)
-    ax.set_xlabel("% of prompts")
+    ax.set_xlabel(xlabel)
     ax.invert_yaxis()
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
@@ -58,24 +66,79 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
     return path
 
 
+def absolute_chart(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
+    """One stacked bar per model: Excellent / Pass / Fail in percent of parsed responses (LIMA, Figure 3).
+
+    ``summaries`` maps a model's name to an absolute grade summary (``excellent_pct``, ``pass_pct``,
+    ``fail_pct``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summaries)
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.4), dpi=120)
+    left = [0.0] * len(names)
+    for label in ("excellent", "pass", "fail"):
+        values = [float(summaries[n].get(f"{label}_pct") or 0.0) for n in names]
+        bars = ax.barh(
+            names,
+            values,
+            left=left,
+            color=ABSOLUTE_COLORS[label],
+            label=label.capitalize(),
+            edgecolor="white",
+        )
+        for bar, value in zip(bars, values, strict=True):
+            if value >= 6:
+                ax.text(
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_y() + bar.get_height() / 2,
+                    f"{value:.0f}%",
+                    ha="center",
+                    va="center",
+                    color="black" if label == "pass" else "white",
+                    fontsize=9,
+                )
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    return _finish(fig, ax, path, "% of graded responses")
+
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;padding:6px;margin:0}
-.err{color:#c62828}"""
+.err{color:#c62828}.warn{background:#fff3e0;border-left:4px solid #e65100;padding:6px 10px}
+.ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:6px 10px}"""
 
 
 # The summary fields shown for a pairwise judgment, in the CLI and the HTML report.
 SUMMARY_KEYS = (
     "model_a", "model_b", "n", "errors", "win_pct", "tie_pct", "loss_pct", "win_rate", "ci95",
-    "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
+    "judge_agreement", "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
 )  # fmt: skip
+
+
+def calibration_html(summary: dict[str, Any]) -> str:
+    """The judge's agreement with humans as one highlighted paragraph: green when its CI clears chance,
+    orange when the judge is uncalibrated or cannot separate the answers."""
+    from lima.eval.calibrate import calibration_note
+
+    block = summary.get("calibration")
+    note = summary.get("judge_agreement") or calibration_note(block)
+    css = "ok" if block and block.get("separates") else "warn"
+    return f"<p class={css}><b>Judge:</b> {esc(note)}</p>"
 
 
 def write_judge_report(
     summary: dict[str, Any], judgments: list[dict[str, Any]], path: Path, chart: Path
 ) -> Path:
     """A single HTML file: summary table, the chart, and every judgment with both raw judge replies."""
-    keys = (*SUMMARY_KEYS, "first_position_pick_pct", "judge", "template")
+    keys = (
+        *(k for k in SUMMARY_KEYS if k != "judge_agreement"),
+        "first_position_pick_pct",
+        "judge",
+        "template",
+    )
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys)
     items = []
     for j in judgments:
@@ -93,7 +156,7 @@ def write_judge_report(
     title = f"{summary.get('model_a')} vs {summary.get('model_b')}"
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{_STYLE}</style>"
-        f"</head><body><h1>{esc(title)}</h1><table>{rows}</table>{png_img(chart, 'win/tie/loss chart')}<h2>Judgments</h2><table>"
+        f"</head><body><h1>{esc(title)}</h1>{calibration_html(summary)}<table>{rows}</table>{png_img(chart, 'win/tie/loss chart')}<h2>Judgments</h2><table>"
         f"<tr><th>id</th><th>verdict (A = {esc(summary.get('model_a'))})</th><th>prompt</th><th>A</th><th>B</th>"
         f"<th>judge</th></tr>{''.join(items)}</table></body></html>\n"
     )

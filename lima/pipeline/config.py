@@ -72,6 +72,15 @@ class SelectConfig(Config):
     dev_prompts: int = Field(50, ge=1, description="how many dev prompts to generate on (LIMA: 50)")
 
 
+class CalibrateStage(Config):
+    """Calibrate the experiment's judge on human-labelled pairs before it judges anything, so that every win
+    rate in the report stands beside the judge's agreement with humans (``lima calibrate``)."""
+
+    labels: str = Field("data/judge_pairs.jsonl", description="labelled pair file (the project's own by default)")
+    format: Literal["llmbar", "pandalm", "autoj", "mtbench", "lima"] = "lima"
+    limit: int | None = Field(None, ge=1, description="only the first N pairs (a cheaper, wider CI)")
+
+
 class ExperimentConfig(Config):
     name: str = "experiment"
     seed: int = 0
@@ -82,6 +91,7 @@ class ExperimentConfig(Config):
     generate: StageRef
     judge: StageRef
     grade: StageRef | None = None
+    calibrate: CalibrateStage | None = Field(None, description="calibrate the judge first (recommended)")
     select: SelectConfig = Field(default_factory=SelectConfig)
     test_prompts: str = Field(description="LIMA test JSONL, record JSONL, or a text file of prompts")
     test_limit: int | None = Field(None, ge=1)

@@ -1,6 +1,7 @@
 """The run report (report.html + report.md): data card, training curves, checkpoint selection, win/tie/loss
-against each baseline with 95% CIs, Likert means, sample generations side by side, and the manifest.
-Every piece of text that came from data or models is HTML-escaped."""
+against each baseline with 95% CIs beside the judge's agreement with humans (its CI and the chance level),
+Likert means, the Fail/Pass/Excellent bars of LIMA's absolute analysis, sample generations side by side, and
+the manifest. Every piece of text that came from data or models is HTML-escaped."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from lima.core.manifest import read_manifest, redact
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:8px;max-height:30em;overflow:auto}
-.side{display:grid;grid-template-columns:1fr 1fr;gap:8px}img{max-width:100%}"""
+.side{display:grid;grid-template-columns:1fr 1fr;gap:8px}img{max-width:100%}
+.warn{background:#fff3e0;border-left:4px solid #e65100;padding:6px 10px}
+.ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:6px 10px}"""
 
 
 def training_curves(train_dir: Path, path: Path) -> Path | None:
@@ -82,7 +85,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _judge_rows(judgments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.0f}%"
+
+
+def _agreement_cells(block: dict[str, Any] | None) -> dict[str, str]:
+    """The judge's agreement with humans, for a row beside a win rate (tie-discounted accuracy, LIMA's)."""
+    if not block:
+        return {"judge agreement (95% CI)": "uncalibrated", "chance": ""}
+    if not block.get("n"):
+        return {"judge agreement (95% CI)": "no parsed verdict", "chance": ""}
+    low, high = block["ci95"]["tie_discounted_accuracy"]
+    return {
+        "judge agreement (95% CI)": f"{_pct(block['tie_discounted_accuracy'])} [{_pct(low)}–{_pct(high)}]"
+        f" on {block['n']}",
+        "chance": _pct(block["chance"]["tie_discounted_accuracy"]),
+    }
+
+
+def _judge_rows(
+    judgments: dict[str, dict[str, Any]], calibration: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     rows = []
     for name, s in judgments.items():
         rows.append(
@@ -94,6 +117,7 @@ def _judge_rows(judgments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "loss %": s.get("loss_pct"),
                 "win rate": s.get("win_rate"),
                 "95% CI": s.get("ci95"),
+                **_agreement_cells(calibration or s.get("calibration")),
                 "LC win rate": s.get("lc_win_rate"),
                 "errors": s.get("errors"),
             }
@@ -101,11 +125,47 @@ def _judge_rows(judgments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _judge_note(block: dict[str, Any] | None) -> tuple[str, str]:
+    """The plain-language verdict on the judge, as (html, markdown)."""
+    from lima.eval.calibrate import calibration_note
+
+    note = calibration_note(block)
+    css = "ok" if block and block.get("separates") else "warn"
+    return f"<p class={css}><b>Judge:</b> {escape(note)}</p>", f"> **Judge:** {note}"
+
+
 def _grade_rows(grades: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"model": n, "n": g.get("n"), "mean (1-6)": g.get("mean"), "95% CI": g.get("ci95")}
+        {
+            "model": n,
+            "prompts": g.get("n"),
+            "responses / prompt": g.get("generation_samples"),
+            "grades / response": g.get("grade_samples", g.get("samples")),
+            "mean (1-6)": g.get("mean"),
+            "95% CI": g.get("ci95"),
+            "errors": g.get("errors"),
+        }
         for n, g in grades.items()
     ]
+
+
+def _absolute_rows(grades: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, g in grades.items():
+        turns = g.get("by_turn") or {"all": g}
+        for turn, t in turns.items():
+            rows.append(
+                {
+                    "model": name,
+                    **({"turn": turn} if "by_turn" in g else {}),
+                    "responses": t.get("responses"),
+                    "excellent %": t.get("excellent_pct"),
+                    "pass %": t.get("pass_pct"),
+                    "fail %": t.get("fail_pct"),
+                    "errors": t.get("errors"),
+                }
+            )
+    return rows
 
 
 def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
@@ -121,6 +181,19 @@ def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
                 row[name] = recs.get(prompt_id, {}).get("output", "")
         rows.append(row)
     return rows
+
+
+def _calibration_block(result: Any) -> dict[str, Any] | None:
+    """The calibrate stage's block (fresher than a skipped judge stage's summary), if the run had one."""
+    if not getattr(result, "calibration", None):
+        return None
+    from lima.eval.calibrate import stored_block
+
+    return stored_block(result.calibration)
+
+
+def _first_calibration(judgments: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    return next((s["calibration"] for s in judgments.values() if s.get("calibration")), None)
 
 
 def write_run_report(result: Any, config: Any) -> Path:
@@ -150,12 +223,18 @@ def write_run_report(result: Any, config: Any) -> Path:
     sel = result.selection
     cols = ["epoch", "dev_loss", "vs", "win_rate", "wins", "ties", "losses", "selected"]
     note = f" ({sel['note']}: fell back from {sel['requested_strategy']})" if sel.get("note") else ""
+    calibration = _calibration_block(result)
+    judged_selection = sel["strategy"] == "judge" and bool(sel.get("table"))
+    judge_html, judge_md = _judge_note(calibration or _first_calibration(result.judgments))
     sections_html.append(
         f"<h2>Checkpoint selection: {escape(sel['strategy'])}{escape(note)}</h2>"
+        + (judge_html if judged_selection else "")
         + _table_html(sel["table"], cols)
     )
     sections_md.append(
-        f"## Checkpoint selection: {sel['strategy']}{note}\n\n" + _table_md(sel["table"], cols)
+        f"## Checkpoint selection: {sel['strategy']}{note}\n\n"
+        + (judge_md + "\n\n" if judged_selection else "")
+        + _table_md(sel["table"], cols)
     )
 
     if result.judgments:
@@ -163,19 +242,36 @@ def write_run_report(result: Any, config: Any) -> Path:
         from lima.eval.report import winrate_chart
 
         winrate_chart(result.judgments, chart)
-        rows = _judge_rows(result.judgments)
+        rows = _judge_rows(result.judgments, calibration)
         columns = list(rows[0])
         sections_html.append(
-            "<h2>Pairwise judgments (model vs baseline)</h2>" + png_img(chart) + _table_html(rows, columns)
+            "<h2>Pairwise judgments (model vs baseline)</h2>"
+            + judge_html
+            + png_img(chart)
+            + _table_html(rows, columns)
         )
         sections_md.append(
-            "## Pairwise judgments (model vs baseline)\n\n![win/tie/loss](winrate.png)\n\n"
+            "## Pairwise judgments (model vs baseline)\n\n"
+            + judge_md
+            + "\n\n![win/tie/loss](winrate.png)\n\n"
             + _table_md(rows, columns)
         )
-    if result.grades:
-        rows = _grade_rows(result.grades)
+    likert = {n: g for n, g in result.grades.items() if g.get("scale", "likert") == "likert"}
+    absolute = {n: g for n, g in result.grades.items() if g.get("scale") == "absolute"}
+    if likert:
+        rows = _grade_rows(likert)
         sections_html.append("<h2>Likert helpfulness</h2>" + _table_html(rows, list(rows[0])))
         sections_md.append("## Likert helpfulness\n\n" + _table_md(rows, list(rows[0])))
+    if absolute:
+        from lima.eval.report import absolute_chart
+
+        chart = absolute_chart(absolute, out / "absolute.png")
+        rows = _absolute_rows(absolute)
+        title = "Absolute analysis: Fail / Pass / Excellent (LIMA §4.3)"
+        sections_html.append(f"<h2>{escape(title)}</h2>" + png_img(chart) + _table_html(rows, list(rows[0])))
+        sections_md.append(
+            f"## {title}\n\n![fail/pass/excellent](absolute.png)\n\n" + _table_md(rows, list(rows[0]))
+        )
 
     samples = _samples(result.generations, config.report_samples)
     if samples:

@@ -35,6 +35,7 @@ class RunResult:
     generations: dict[str, Path]
     judgments: dict[str, dict[str, Any]] = field(default_factory=dict)
     grades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None  # the judge's agreement with humans (calibrate stage)
     report_html: Path | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -64,6 +65,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
     with RunManifest(out_dir, "run", config, inputs=[test_prompts], seed=config.seed) as manifest:
         train_path, dev_path = _curate(config, stages, out_dir, base_dir, skipped)
         checkpoints = train_stage(stages["train"], out_dir, train_path, dev_path, skipped)
+        calibration = calibrate_stage(config.calibrate, stages["judge"], out_dir, base_dir, skipped)
         selection = _select(config, stages, out_dir, checkpoints, dev_path, skipped)
         checkpoint = Path(selection["selected"])
         generations = _generate(config, stages, out_dir, checkpoint, test_prompts, base_dir, skipped)
@@ -78,6 +80,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
             generations,
             judgments,
             grades,
+            calibration=calibration,
             skipped=skipped,
         )
         from lima.pipeline.report import write_run_report
@@ -138,6 +141,31 @@ def train_stage(
     result = run_training(cfg, stage.dir, data=train_path, dev=dev_path, resume=resume)
     stage.finish(key, {"checkpoints": [str(p) for p in result.checkpoints], "epochs": result.epochs})
     return list(result.checkpoints)
+
+
+def calibrate_stage(cal, judge_cfg, run_dir: Path, base_dir: Path, skipped: list[str]) -> dict[str, Any] | None:
+    """Run ``lima calibrate`` with the experiment's judge; the result is stored under the judge's hash, so
+    the selection and judge summaries that follow carry it."""
+    if cal is None:
+        return None
+    from lima.eval.calibrate import run_calibration, store_calibration, stored_block
+
+    labels = resolve_path(cal.labels, base_dir)
+    if not labels.is_file():
+        raise LimaError(f"calibrate.labels: {labels} not found")
+    stage = Stage(run_dir, "calibrate")
+    key = stage_key({"judge": judge_cfg.model_dump(mode="json"), "calibrate": cal.model_dump()}, [labels])
+    if stage.is_done(key):
+        skipped.append("calibrate")
+        announce("calibrate: unchanged, skipped")
+        result = json.loads((stage.dir / "calibration.json").read_text())
+        store_calibration(judge_cfg, stored_block(result))  # the user-level store may have been cleared
+        return result
+    stage.begin(key)  # the judge cache inside makes a continued run send nothing twice
+    announce(f"calibrate the judge on {labels.name} …")
+    result = run_calibration(judge_cfg, labels, cal.format, stage.dir, limit=cal.limit)
+    stage.finish(key, {"calibration": str(stage.dir / "calibration.json")})
+    return result
 
 
 def _select(

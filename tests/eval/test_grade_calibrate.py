@@ -78,6 +78,7 @@ def test_calibrate_llmbar_json(shared_data, tmp_path, cli):
             "--out",
             str(tmp_path / "cal"),
             "--json",
+            env={"LIMA_CACHE_DIR": str(tmp_path / "cache")},
         )
         assert result.returncode == 0, result.stderr
         assert len(fake.requests) == 16
