@@ -197,6 +197,8 @@ def _select(
 def _generate(
     config, stages, out_dir, checkpoint: Path, prompts: Path, base_dir: Path, skipped
 ) -> dict[str, Path]:
+    from lima.eval.formats import as_generations_file
+
     models = {"model": str(checkpoint)} | {b.name: b.model for b in config.baselines if b.model}
     generations: dict[str, Path] = {}
     for baseline in config.baselines:
@@ -204,7 +206,8 @@ def _generate(
             path = resolve_path(baseline.generations, base_dir)
             if not path.exists():
                 raise LimaError(f"baselines.{baseline.name}.generations: {path} not found")
-            generations[baseline.name] = path
+            # a leaderboard model's answers (AlpacaEval, FastChat, Arena-Hard) become a lima generations file
+            generations[baseline.name] = as_generations_file(path, out_dir / "baselines" / f"{baseline.name}.jsonl")
     made = generate_stage(
         stages["generate"],
         out_dir,

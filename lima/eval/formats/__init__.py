@@ -150,3 +150,13 @@ def foreign_prompts(path: Path, fmt: str) -> list[tuple[str, str]]:
         where, reason = result.skipped[0]
         raise LimaError(f"{where}: {reason}")
     return [(line["id"], line["messages"][0]["content"]) for line in result.lines]
+
+
+def as_generations_file(path: Path, dest: Path) -> Path:
+    """``path`` itself when it is a lima generations file, else its answers converted into ``dest``."""
+    records = foreign_generations(Path(path))
+    if records is None:
+        return Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(dest, records)
+    return dest
