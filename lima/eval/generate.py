@@ -182,6 +182,7 @@ class Completion:
     text: str
     new_tokens: int
     finish: str  # "stop" (end of turn, EOS or a stop string) or "length"
+    tokens: tuple[int, ...] = ()
 
 
 def generate_batch(
@@ -227,7 +228,7 @@ def generate_batch(
         finish = "stop" if end is not None or cut is not None else "length"
         if finish == "length" and len(tokens) < decoding.max_new_tokens:
             finish = "stop"
-        completions.append(Completion(text[:cut].strip(), len(tokens), finish))
+        completions.append(Completion(text[:cut].strip(), len(tokens), finish, tuple(tokens)))
     return completions
 
 

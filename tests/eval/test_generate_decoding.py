@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from lima.core.config import load_config
 from lima.core.errors import LimaError
 from lima.eval.config import DecodingConfig, GenerateConfig
 from lima.eval.decoding import GeneratedRepetitionPenalty, end_of_turn_token, sample_seed
-from lima.eval.generate import chat_setup, generate_batch, run_generation
+from lima.eval.generate import _load_transformers, chat_setup, generate_batch, run_generation
 from tests.conftest import ROOT
 
 CHATML = (
@@ -110,30 +111,40 @@ def test_stops_at_the_templates_end_of_turn_when_eos_is_another_token(tiny):
     assert (done.text, done.new_tokens, done.finish) == ("the", 2, "stop")
 
 
-def test_sampling_is_nucleus_only_without_a_hidden_top_k(tiny):
-    """Uniform logits over ~500 tokens: nucleus 0.9 keeps ~460, so 4 x 48 draws hit far more than 50 distinct
-    tokens; a top-k of 50 (transformers' default, or a checkpoint's generation_config) caps them at 50."""
-    model, tokenizer = tiny()
-    _constant_head(model, {tokenizer.eos_token_id: -1e4, tokenizer.pad_token_id: -1e4})
-    model.generation_config.top_k = 20  # a checkpoint default that must not leak in
-    model.generation_config.do_sample = True
-    setup = chat_setup(tokenizer, tokenizer.eos_token_id)
-    setup = type(setup)(setup.template, setup.stop_ids, [])  # no stop string: draw all 48 tokens
-    texts = [_render(tokenizer, setup, p) for p in ("one", "two", "three", "four")]
-    decoding = DecodingConfig(max_new_tokens=48, repetition_penalty=1.0)
+def test_sampling_is_nucleus_only_without_a_hidden_top_k(tmp_path, tiny_model_dir):
+    """A checkpoint whose generation_config.json asks for top_k 20 and a repetition penalty, as real ones do
+    (Qwen2.5: top_k 20, repetition_penalty 1.05), loaded the way `lima generate` loads it, then given nearly
+    uniform logits (a gentle ramp, so that a top-k keeps the same 20 tokens at every step). Nucleus 0.9 alone
+    keeps ~460 tokens, so 4 x 32 draws hit far more than 20 distinct ones; any top-k (transformers < 5 also
+    adds top_k=50 by default) caps them."""
+    from transformers import AutoTokenizer, GenerationConfig
+
     from lima.eval.decoding import logits_processors
 
-    chain = logits_processors(1.0, 1, True, 0.7, 0.9, [0], "cpu")
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_model_dir, checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    hidden = {"do_sample": True, "top_k": 20, "top_p": 0.8, "temperature": 0.6, "repetition_penalty": 1.05}
+    ids = {"bos_token_id": 1, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    GenerationConfig(**ids, **hidden).save_pretrained(checkpoint)
+
+    model, tokenizer, _ = _load_transformers(str(checkpoint), "float32", "cpu")  # the real loading path
+    tokenizer.padding_side = "left"
+    vocab = model.get_input_embeddings().weight.shape[0]
+    _constant_head(model, {t: -1e-3 * t for t in range(vocab)} | {tokenizer.eos_token_id: -1e4})
+    setup = chat_setup(tokenizer, model.generation_config.eos_token_id)
+    texts = [_render(tokenizer, setup, p) for p in ("one", "two", "three", "four")]
+    done = generate_batch(model, tokenizer, texts, [1, 2, 3, 4], DecodingConfig(max_new_tokens=32), setup)
+    drawn = {t for d in done for t in d.tokens}
+    assert len(drawn) > 60, len(drawn)
+
+    chain = logits_processors(1.2, 1, True, 0.7, 0.9, [0], "cpu")
     assert [type(p).__name__ for p in chain] == [
         "GeneratedRepetitionPenalty",
         "TemperatureLogitsWarper",
         "TopPLogitsWarper",
         "RowSeededSampler",
     ]
-    done = generate_batch(model, tokenizer, texts, [1, 2, 3, 4], decoding, setup)
-    drawn = {t for d in done for t in tokenizer(d.text, add_special_tokens=False)["input_ids"]}
-    assert all(d.new_tokens == 48 for d in done)
-    assert len(drawn) > 100
 
 
 def test_plain_template_starts_with_bos_and_stops_at_the_next_user_line(tiny):
