@@ -141,12 +141,22 @@ def test_autoj_two_orders_agreement_and_consistency(cli):
 def test_autoj_line_counts_must_match(tmp_path, cli):
     short = tmp_path / "pred.jsonl"
     short.write_text('{"output": 0}\n{"output": 1}\n')
-    result = cli("agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"), "--pred", str(short))
+    result = cli(
+        "agreement",
+        "--format",
+        "autoj",
+        "--gold",
+        str(AUTOJ / "testdata_pairwise.jsonl"),
+        "--pred",
+        str(short),
+    )
     assert result.returncode == 2 and "line i predicts row i" in result.stderr and "has 2" in result.stderr
     assert "Traceback" not in result.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"output": 0}\n{"output": 3}\n')
-    result = cli("agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"), "--pred", str(bad))
+    result = cli(
+        "agreement", "--format", "autoj", "--gold", str(AUTOJ / "testdata_pairwise.jsonl"), "--pred", str(bad)
+    )
     assert result.returncode == 2 and "bad.jsonl:2: output: 3 is not 0, 1 or 2" in result.stderr
 
 

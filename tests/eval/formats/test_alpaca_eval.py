@@ -26,11 +26,17 @@ def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
     assert (counts["kind"], counts["converted"], counts["skipped"]) == ("judgments", 5, 2)
-    assert counts["skipped_by_reason"] == {"null preference (failed annotation)": 1, "preference outside [1, 2]": 1}
+    assert counts["skipped_by_reason"] == {
+        "null preference (failed annotation)": 1,
+        "preference outside [1, 2]": 1,
+    }
     assert "annotations.json[5]: null preference" in result.stderr  # never silent: the row is named
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(j["model_a"], j["model_b"]) for j in lines} == {("tiny-model", "gpt4_1106_preview")}
-    assert lines[0]["output_a"] == "Tiny 0." and lines[0]["meta"]["annotator"] == "weighted_alpaca_eval_gpt4_turbo"
+    assert (
+        lines[0]["output_a"] == "Tiny 0."
+        and lines[0]["meta"]["annotator"] == "weighted_alpaca_eval_gpt4_turbo"
+    )
 
     summary = json.loads(cli("summarize", str(out), "--json").stdout)
     assert (summary["n"], summary["wins"], summary["ties"], summary["losses"]) == (5, 2, 1, 2)
@@ -44,7 +50,9 @@ def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
 
 def test_model_outputs_and_prompts_round_trip(tmp_path, cli):
     gen = tmp_path / "gen.jsonl"
-    assert cli("import", "alpaca_eval", str(RESULTS / "model_outputs.json"), "--out", str(gen)).returncode == 0
+    assert (
+        cli("import", "alpaca_eval", str(RESULTS / "model_outputs.json"), "--out", str(gen)).returncode == 0
+    )
     records = [json.loads(line) for line in gen.read_text().splitlines()]
     source = json.loads((RESULTS / "model_outputs.json").read_text())
     assert [r["prompt"] for r in records] == [s["instruction"] for s in source]
@@ -55,32 +63,49 @@ def test_model_outputs_and_prompts_round_trip(tmp_path, cli):
     assert json.loads(back.read_text()) == source
 
     prompts = tmp_path / "prompts.jsonl"
-    result = cli("import", "alpaca_eval", str(DATA / "alpaca_eval.json"), "--kind", "prompts", "--out", str(prompts))
+    result = cli(
+        "import", "alpaca_eval", str(DATA / "alpaca_eval.json"), "--kind", "prompts", "--out", str(prompts)
+    )
     assert result.returncode == 0, result.stderr
     again = tmp_path / "alpaca_eval.json"
     assert cli("export-generations", "alpaca_eval", str(prompts), "--out", str(again)).returncode == 0
     assert json.loads(again.read_text()) == json.loads((DATA / "alpaca_eval.json").read_text())
 
 
+# Seven instructions of AlpacaEval's evaluation set whose published annotation (results/OpenHermes-2.5-Mistral-7B/
+# weighted_alpaca_eval_gpt4_turbo/annotations.json) shows the order switch: the annotator's top token is "M" (the
+# output shown second, "m" being the first: logprob_parser's numerator, "the first output is better") and yet the
+# stored preference is ~1.0 (output_1, the baseline, better) — or "m" at p=.38 with preference 1.3775 — which only
+# fits if output_1 was shown second, i.e. the pair was switched.
+SWITCHED_IN_PUBLISHED_ANNOTATIONS = [
+    "What are the names of some famous actors that started their careers on Broadway?",  # M, 1.0000002
+    "How did US states get their names?",  # M, 1.0145
+    "I am making mayonnaise, it was starting to thicken but now it has become runny and liquid again, "
+    "is there any way to salvage it?",  # M, 1.0000012
+    "Why does the second batch of pancakes brown much faster?",  # M, 1.0000027
+    "Plan an agenda for the daily standup meetings. Assign a time duration to each topic on the agenda.",  # m .38, 1.3775
+    'Answer the following question.\n\nHow do you say "good evening" in French.',  # M, 1.0000016
+    "What sound does this make?\n\n\u597d",  # M, 1.000015
+]
+
+
 def test_the_order_switch_is_alpaca_evals_seeded_rule():
     """RandomSwitchTwoColumnsProcessor: random.Random("is_switched_outputs" + instruction + str(seed))
-    .choices([False, True], k=1)[0], seed 0 for the default annotator pool. Values pinned from that rule."""
-    instructions = ["What is the capital of Peru?", "Write a haiku about rain.", "List three prime numbers."]
-    assert [is_switched_outputs(i) for i in instructions] == PINNED_SWITCHES
-    assert [is_switched_outputs(i) for i in instructions] == [is_switched_outputs(i) for i in instructions]
+    .choices([False, True], k=1)[0], seed 0 for the default annotator pool. It reproduces the switch seen in
+    published annotations on all seven rows (variants — seed 123, no prefix, .choice — miss 3 to 5 of them)."""
+    assert all(is_switched_outputs(i) for i in SWITCHED_IN_PUBLISHED_ANNOTATIONS)
+    assert not all(is_switched_outputs(i, seed=123) for i in SWITCHED_IN_PUBLISHED_ANNOTATIONS)
     many = [is_switched_outputs(f"instruction {k}") for k in range(400)]
     assert 150 < sum(many) < 250  # a fair coin per instruction
-    assert many != [is_switched_outputs(f"instruction {k}", seed=1) for k in range(400)]
-
-
-PINNED_SWITCHES = [True, False, True]
 
 
 def test_evaluation_set_and_model_outputs_work_as_prompts_and_baseline(tmp_path):
     from lima.eval.io import pair_generations, read_generations, read_prompts
 
     prompts = read_prompts(DATA / "alpaca_eval.json")
-    assert [p.text for p in prompts] == [r["instruction"] for r in json.loads((DATA / "alpaca_eval.json").read_text())]
+    assert [p.text for p in prompts] == [
+        r["instruction"] for r in json.loads((DATA / "alpaca_eval.json").read_text())
+    ]
     ours = [{"prompt_id": p.id, "prompt": p.text, "model": "lima", "output": "ours"} for p in prompts]
     baseline = read_generations(RESULTS / "model_outputs.json")
     pairs = pair_generations(ours, baseline, Path("ours.jsonl"), RESULTS / "model_outputs.json")

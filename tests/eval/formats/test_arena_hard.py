@@ -20,7 +20,9 @@ def test_judgments_give_arena_hard_score(tmp_path, cli):
     out = tmp_path / "j.jsonl"
     result = cli("import", "arena_hard", str(JUDGMENTS), "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["skipped_by_reason"] == {"null judgment score (the judge's reply had no verdict)": 1}
+    assert json.loads(result.stdout)["skipped_by_reason"] == {
+        "null judgment score (the judge's reply had no verdict)": 1
+    }
     summary = json.loads(cli("summarize", str(out), "--json").stdout)
     assert (summary["model_a"], summary["model_b"]) == ("model-x", "gpt-4-0314")
     assert (summary["arena_hard_battles"], summary["arena_hard_score"]) == (14, round(100 * 9.5 / 14, 2))
@@ -28,14 +30,20 @@ def test_judgments_give_arena_hard_score(tmp_path, cli):
     assert low < summary["arena_hard_score"] < high
     assert (summary["wins"], summary["ties"], summary["losses"], summary["win_rate"]) == (2, 1, 1, 62.5)
     first = json.loads(out.read_text().splitlines()[0])
-    assert [(o["order"], o["level"], o["verdict"]) for o in first["orders"]] == [("BA", "B>A", "A"), ("AB", "A>B", "A")]
+    assert [(o["order"], o["level"], o["verdict"]) for o in first["orders"]] == [
+        ("BA", "B>A", "A"),
+        ("AB", "A>B", "A"),
+    ]
 
 
 def test_battles_weight_strong_verdicts_and_ignore_three_level_judgments():
     strong = {"orders": [{"order": "AB", "level": "B>>A"}, {"order": "BA", "level": "A=B"}]}
     assert arena_hard_battles(strong) == [0.0, 0.0, 0.0, 0.5]
     assert arena_hard_battles(strong, weight=1) == [0.0, 0.5]
-    assert arena_hard_battles({"orders": [{"order": "AB", "level": "[[A]]"}, {"order": "BA", "level": "[[B]]"}]}) is None
+    assert (
+        arena_hard_battles({"orders": [{"order": "AB", "level": "[[A]]"}, {"order": "BA", "level": "[[B]]"}]})
+        is None
+    )
 
 
 def test_answers_round_trip_and_work_as_baseline(tmp_path, cli):

@@ -39,8 +39,10 @@ def test_pair_judgments_give_fastchats_win_tie_loss(tmp_path, cli):
 
     every_pair = json.loads(cli("summarize", str(out), "--json").stdout)["pairs"]
     assert sorted((p["model_a"], p["model_b"], p["n"]) for p in every_pair) == [
-        ("gpt-3.5-turbo", "vicuna-tiny", 1), ("vicuna-tiny", "gpt-3.5-turbo", 4), ("vicuna-tiny", "llama-13b", 1)
-    ]  # fmt: skip
+        ("gpt-3.5-turbo", "vicuna-tiny", 1),
+        ("vicuna-tiny", "gpt-3.5-turbo", 4),
+        ("vicuna-tiny", "llama-13b", 1),
+    ]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[1]["prompt_id"] == "81:turn2" and lines[1]["prompt"].startswith("Rewrite it")
     assert lines[0]["orders"][0]["raw"].endswith("Final verdict: [[B]]")  # judgment texts are kept
@@ -84,7 +86,15 @@ def test_answers_without_their_questions_say_how_to_fix(tmp_path, cli):
     result = cli("import", "mt_bench", str(lonely), "--out", str(tmp_path / "g.jsonl"))
     assert result.returncode == 2 and "pass --questions question.jsonl" in result.stderr
     assert "Traceback" not in result.stderr
-    ok = cli("import", "mt_bench", str(lonely), "--questions", str(DATA / "question.jsonl"), "--out", str(tmp_path / "g.jsonl"))
+    ok = cli(
+        "import",
+        "mt_bench",
+        str(lonely),
+        "--questions",
+        str(DATA / "question.jsonl"),
+        "--out",
+        str(tmp_path / "g.jsonl"),
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -102,7 +112,16 @@ def test_two_turn_generation_continues_the_models_own_answer(tmp_path):
     with FakeOpenAI(reply=reply) as fake:
         config_path = tmp_path / "gen.yaml"
         endpoint = {"base_url": fake.base_url, "model": "served-model", "api_key_env": None}
-        config_path.write_text(yaml.safe_dump({"backend": "openai", "openai_server": "openai", "prompts": str(DATA / "question.jsonl"), "endpoint": endpoint}))
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "backend": "openai",
+                    "openai_server": "openai",
+                    "prompts": str(DATA / "question.jsonl"),
+                    "endpoint": endpoint,
+                }
+            )
+        )
         config = load_config(config_path, GenerateConfig)
         out = run_generation(config, tmp_path / "g.jsonl")
         bodies = list(fake.requests)
@@ -110,7 +129,10 @@ def test_two_turn_generation_continues_the_models_own_answer(tmp_path):
         assert len(fake.requests) == len(bodies) == 6
     second = next(b for b in bodies if "Rewrite it" in b["messages"][-1]["content"])
     assert [m["role"] for m in second["messages"] if m["role"] != "system"] == ["user", "assistant", "user"]
-    assert [m for m in second["messages"] if m["role"] == "assistant"][0]["content"] == "own answer 1 to Compose a sh"
+    assert (
+        next(m for m in second["messages"] if m["role"] == "assistant")["content"]
+        == "own answer 1 to Compose a sh"
+    )
     records = read_generations(out)
     assert [r["prompt_id"] for r in records] == ["81", "81:turn2", "82", "82:turn2", "83", "83:turn2"]
     # a leaderboard model's FastChat answers pair with ours as the baseline

@@ -14,7 +14,11 @@ from tests.eval.fake_openai import FakeOpenAI
 
 DATA = Path(__file__).parent / "data"
 CASES = {
-    "alpaca_eval": (DATA / "alpaca_eval/alpaca_eval.json", DATA / "alpaca_eval/results/tiny-model/model_outputs.json", 4),
+    "alpaca_eval": (
+        DATA / "alpaca_eval/alpaca_eval.json",
+        DATA / "alpaca_eval/results/tiny-model/model_outputs.json",
+        4,
+    ),
     "mt_bench": (DATA / "mt_bench/question.jsonl", DATA / "mt_bench/model_answer/gpt-3.5-turbo.jsonl", 6),
     "arena_hard": (DATA / "arena_hard/question.jsonl", DATA / "arena_hard/model_answer/gpt-4-0314.jsonl", 5),
 }
@@ -25,28 +29,56 @@ CASES = {
 def test_run_on_benchmark_prompts_against_leaderboard_answers(tmp_path, tiny_model_dir, cli, fmt):
     prompts, baseline, n = CASES[fmt]
     train = tmp_path / "train.jsonl"
-    train.write_text("".join(
-        json.dumps({"id": f"t{k}", "source": "test", "messages": [{"role": "user", "content": f"question {k}"},
-                                                                 {"role": "assistant", "content": f"answer {k}"}]}) + "\n"
-        for k in range(4)
-    ))  # fmt: skip
+    train.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"t{k}",
+                    "source": "test",
+                    "messages": [
+                        {"role": "user", "content": f"question {k}"},
+                        {"role": "assistant", "content": f"answer {k}"},
+                    ],
+                }
+            )
+            + "\n"
+            for k in range(4)
+        )
+    )
     with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
         config = {
             "name": f"tiny-{fmt}",
             "data": str(train),
-            "train": {"config": str(ROOT / "configs/train/demo.yaml"),
-                      "overrides": {"model": str(tiny_model_dir), "epochs": 1, "max_length": 64, "method": "lora",
-                                    "chat_template": "lima", "output.tensorboard": False}},
-            "generate": {"config": str(ROOT / "configs/generate/demo.yaml"),
-                         "overrides": {"decoding.max_new_tokens": 4, "batch_size": 4}},
-            "judge": {"config": str(ROOT / "configs/judge/openai_mtbench.yaml"),
-                      "overrides": {"endpoint.base_url": fake.base_url, "endpoint.api_key_env": None,
-                                    "template": "mt_bench_pair_v2.txt", "parse_retries": 0, "bootstrap": 100}},
+            "train": {
+                "config": str(ROOT / "configs/train/demo.yaml"),
+                "overrides": {
+                    "model": str(tiny_model_dir),
+                    "epochs": 1,
+                    "max_length": 64,
+                    "method": "lora",
+                    "chat_template": "lima",
+                    "output.tensorboard": False,
+                },
+            },
+            "generate": {
+                "config": str(ROOT / "configs/generate/demo.yaml"),
+                "overrides": {"decoding.max_new_tokens": 4, "batch_size": 4},
+            },
+            "judge": {
+                "config": str(ROOT / "configs/judge/openai_mtbench.yaml"),
+                "overrides": {
+                    "endpoint.base_url": fake.base_url,
+                    "endpoint.api_key_env": None,
+                    "template": "mt_bench_pair_v2.txt",
+                    "parse_retries": 0,
+                    "bootstrap": 100,
+                },
+            },
             "select": {"strategy": "last"},
             "test_prompts": str(prompts),
             "baselines": [{"name": "leaderboard", "generations": str(baseline)}],
             "report_samples": 1,
-        }  # fmt: skip
+        }
         path = tmp_path / "experiment.yaml"
         path.write_text(yaml.safe_dump(config))
         result = cli("run", str(path), "--out", str(tmp_path / "run"), timeout=900)
@@ -61,5 +93,9 @@ def test_mt_bench_example_config_uses_fastchats_pair_v2_system_prompt():
     system = (ROOT / "lima/eval/prompts/mt_bench_pair_v2_system.txt").read_text().strip()
     assert config["judge"]["overrides"]["system_prompt"] == system
     template = (ROOT / "lima/eval/prompts/mt_bench_pair_v2.txt").read_text()
-    assert template.startswith("[User Question]\n{prompt}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n")
-    assert '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.' in system
+    assert template.startswith(
+        "[User Question]\n{prompt}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n"
+    )
+    assert (
+        '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.' in system
+    )

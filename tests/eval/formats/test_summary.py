@@ -11,7 +11,10 @@ def test_bad_judgment_files_are_one_line(tmp_path, cli):
     bad = tmp_path / "j.jsonl"
     bad.write_text('{"verdict": "A"}\n{"verdict": "maybe"}\n')
     result = cli("summarize", str(bad))
-    assert result.returncode == 2 and "j.jsonl:2: verdict: 'maybe' is not one of A, B, tie, null" in result.stderr
+    assert (
+        result.returncode == 2
+        and "j.jsonl:2: verdict: 'maybe' is not one of A, B, tie, null" in result.stderr
+    )
     bad.write_text('{"g1_winner": "model_1"}\n')
     result = cli("summarize", str(bad))
     assert result.returncode == 2 and "convert other tools' files with `lima import`" in result.stderr
@@ -50,16 +53,30 @@ def test_lima_judge_writes_the_same_keys_as_summarize(tmp_path, cli):
     for name in ("a", "b"):
         (tmp_path / f"{name}.jsonl").write_text(
             "".join(
-                json.dumps({"prompt_id": f"p{k}", "prompt": f"q{k}", "model": name, "output": f"{name} says {k}"}) + "\n"
+                json.dumps(
+                    {"prompt_id": f"p{k}", "prompt": f"q{k}", "model": name, "output": f"{name} says {k}"}
+                )
+                + "\n"
                 for k in range(3)
             )
         )
     with FakeOpenAI(reply=lambda body: "Answer A is significantly better") as fake:  # always the first shown
         config = tmp_path / "judge.yaml"
         endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
-        config.write_text(yaml.safe_dump({"endpoint": endpoint, "template": "lima_3way.txt", "parser": "lima_3way"}))
+        config.write_text(
+            yaml.safe_dump({"endpoint": endpoint, "template": "lima_3way.txt", "parser": "lima_3way"})
+        )
         out = tmp_path / "run"
-        result = cli("judge", str(config), "--a", str(tmp_path / "a.jsonl"), "--b", str(tmp_path / "b.jsonl"), "--out", str(out))
+        result = cli(
+            "judge",
+            str(config),
+            "--a",
+            str(tmp_path / "a.jsonl"),
+            "--b",
+            str(tmp_path / "b.jsonl"),
+            "--out",
+            str(out),
+        )
         assert result.returncode == 0, result.stderr
     written = json.loads((out / "summary.json").read_text())
     again = json.loads(cli("summarize", str(out / "judgments.jsonl"), "--json").stdout)
