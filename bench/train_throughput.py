@@ -32,16 +32,19 @@ versions this repo's venv tests with):
       peft==0.21.2 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 pydantic_core==2.50.5 \
       annotated-types==0.8.0 typing-inspection==0.4.5
 
-then one device call with carry [".whl"] and timeout_s 600:
+then one device call with carry [".whl"] and timeout_s 600 runs this bench inside the whole prepared check
+(the gpu tests, this bench, one QLoRA ``lima train`` of the 8B-shaped model; bench/gpu_check.sh):
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-      .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 || exit; \
-    python3 -c "import trl, bitsandbytes, datasets, lima.finetune.run; print(trl.__version__)" && \
-    python3 bench/train_throughput.py --gpu --out $OUT/train_throughput_gpu.json 2>&1 | tee $OUT/log.txt
+    bash bench/gpu_check.sh --out $OUT
 
-and copy $OUT's train_throughput_gpu.json/.md into bench/results/. The report is rewritten after every run, so
+and copy $OUT's files into bench/results/. The report is rewritten after every run, so
 a timeout still returns what finished. ``--smoke`` runs the same code on CPU with a tiny Llama in seconds
-(tests/finetune/test_bench_smoke.py).
+(tests/finetune/test_bench_smoke.py), QLoRA included (bitsandbytes >= 0.50 quantizes on CPU).
+
+CPU QLoRA vs LoRA (``--cpu-adapters``): lima's run_training with lima_qlora.yaml and lima_lora.yaml on one model
+(default the embedded SmolLM2-135M), each in its own subprocess: step time and peak RSS.
+
+    python bench/train_throughput.py --cpu-adapters --out bench/results/train_qlora_cpu.json
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -356,10 +360,11 @@ def _trl_side(job: dict, out: Path) -> None:
     prepare_tokenizer(tokenizer, "lima", EOT)  # same template and EOT token as the lima side
     kwargs: dict = {}
     if job["method"] == "qlora":  # the QLoRA loading a TRL user writes; lima_qlora.yaml's settings
+        compute = torch.bfloat16 if cuda else torch.float32  # bitsandbytes >= 0.50 quantizes on CPU too
         kwargs = {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                             bnb_4bit_use_double_quant=True,
-                                                            bnb_4bit_compute_dtype=torch.bfloat16),
-                  "device_map": {"": 0}}  # fmt: skip
+                                                            bnb_4bit_compute_dtype=compute),
+                  "device_map": {"": 0} if cuda else "cpu"}  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(job["model"], **kwargs)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
@@ -512,12 +517,7 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
         sampled = sample_lengths(lengths, n_examples[m], args.max_length, seed=args.seed)
         write_records(data[m], synthetic_records(tokenizer, sampled))
 
-    versions = {}
-    for name in ("torch", "transformers", "peft", "trl", "bitsandbytes"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = {name: _version(name) for name in ("torch", "transformers", "peft", "trl", "bitsandbytes")}
     model_desc = f"random {'tiny' if smoke else 'Llama-3.1-8B-shaped'} Llama: " + ", ".join(
         f"{k} {v}" for k, v in arch.items()
     )
@@ -555,8 +555,8 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
         role = "full" if method == "full" else "adapter"
         params = built["params"][role]
         for side in ("lima", "trl"):
-            if method == "qlora" and not cuda:
-                row[side] = {"status": "skipped", "reason": "qlora needs CUDA (bitsandbytes 4-bit)"}
+            if method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+                row[side] = {"status": "skipped", "reason": "qlora needs bitsandbytes (the qlora extra)"}
                 continue
             job = {"kind": "train", "side": side, "method": method, "model": built["models"][role],
                    "data": str(data[method]), "batch_size": batch[method], "max_length": args.max_length,
@@ -575,6 +575,80 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
+    """``--cpu-adapters``: QLoRA against LoRA on CPU with lima's ``run_training`` (lima_qlora.yaml vs
+    lima_lora.yaml, both with gradient checkpointing) on one model spec, each run in its own subprocess so its
+    peak RSS is its own; step time and tokens/s over the timed steps, after untimed warmup steps."""
+    import torch
+
+    from lima.core.models import load_tokenizer
+    from lima.core.record import write_records
+    from lima.finetune.template import prepare_tokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-cpu-adapters-", dir=args.work))
+    tokenizer = load_tokenizer(args.model)
+    prepare_tokenizer(tokenizer, "lima", EOT)
+    lengths = json.loads(args.lengths.read_text())["lengths"]
+    n_examples = (args.warmup_steps + args.timed_steps) * args.batch_size
+    data = work / "data.jsonl"
+    write_records(data, synthetic_records(tokenizer, sample_lengths(lengths, n_examples, args.max_length, args.seed)))
+    report = {
+        "mode": "cpu adapters (QLoRA vs LoRA)",
+        "device": _device_name(),
+        "model": args.model,
+        "data": f"{n_examples} synthetic examples, lengths from {args.lengths.name} rescaled to max_length "
+        f"{args.max_length} (the first pinned there)",
+        "settings": {
+            "batch_size": args.batch_size, "max_length": args.max_length, "warmup_steps": args.warmup_steps,
+            "timed_steps": args.timed_steps, "lora": LORA, "recipes": {m: RECIPES[m] for m in ("lora", "qlora")},
+            "threads": torch.get_num_threads(),
+        },
+        "versions": {name: _version(name) for name in ("torch", "transformers", "peft", "bitsandbytes")},
+        "peak_memory": "max RSS of the training process (model load included)",
+        "results": {},
+    }
+    for method in ("lora", "qlora"):
+        job = {"kind": "train", "side": "lima", "method": method, "model": args.model, "data": str(data),
+               "batch_size": args.batch_size, "max_length": args.max_length, "warmup": args.warmup_steps,
+               "steps": args.timed_steps, "lima_set": args.lima_set, "work": str(work)}  # fmt: skip
+        print(f"{method} ...", flush=True)
+        result = _dispatch(job, False, args.job_timeout)
+        if result.get("status") == "ok":
+            result["step_s"] = round(result["timed_s"] / result["timed_steps"], 3)
+        report["results"][method] = result
+        print(f"{method} {json.dumps(result)}", flush=True)
+    lora, qlora = report["results"]["lora"], report["results"]["qlora"]
+    if lora.get("status") == qlora.get("status") == "ok":
+        report["qlora_vs_lora"] = {"peak_memory": round(qlora["peak_memory_gib"] / lora["peak_memory_gib"], 3),
+                                   "step_time": round(qlora["step_s"] / lora["step_s"], 3)}  # fmt: skip
+    from lima.core.io import atomic_open, write_json
+
+    write_json(args.out, report)
+    lines = [f"# QLoRA vs LoRA on CPU: `{args.model}`", "", f"- device: {report['device']}",
+             f"- data: {report['data']}", f"- settings: {json.dumps(report['settings'])}",
+             f"- versions: {json.dumps(report['versions'])}", f"- peak memory: {report['peak_memory']}", "",
+             "| method | step (s) | tokens/s | peak memory (GiB) |", "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    for method, r in report["results"].items():
+        if r.get("status") != "ok":
+            lines.append(f"| {method} | {r.get('status')}: {r.get('error')} | | |")
+        else:
+            lines.append(f"| {method} | {r['step_s']:.2f} | {r['tokens_per_s']:,.0f} | {r['peak_memory_gib']:.2f} |")
+    if "qlora_vs_lora" in report:
+        ratio = report["qlora_vs_lora"]
+        lines += ["", f"QLoRA / LoRA: peak memory {ratio['peak_memory']:.2f}x, step time {ratio['step_time']:.2f}x."]
+    with atomic_open(args.out.with_suffix(".md")) as fh:
+        fh.write("\n".join(lines) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _default_work(smoke: bool) -> str | None:
@@ -624,6 +698,9 @@ def main() -> None:
     gpu.add_argument("--keep-work", action="store_true")
     gpu.add_argument("--seed", type=int, default=0)
     gpu.add_argument("--job", help=argparse.SUPPRESS)
+    cpu = parser.add_argument_group("--cpu-adapters")
+    cpu.add_argument("--cpu-adapters", action="store_true",
+                     help="QLoRA vs LoRA on CPU with lima (--model, default the embedded 135M): step time, peak RSS")
     args = parser.parse_args()
 
     if args.job:
@@ -631,6 +708,16 @@ def main() -> None:
         return
     if args.write_lengths:
         write_lengths(args.write_lengths)
+        return
+    if args.cpu_adapters:
+        args.model = args.model or "embedded:smollm2-135m-instruct"
+        for key, value in {"warmup_steps": 1, "timed_steps": 3, "batch_size": 2, "max_length": 512}.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        args.lengths = args.lengths or LENGTHS_FILE
+        args.out = args.out or ROOT / "bench" / "results" / "train_qlora_cpu.json"
+        report = run_cpu_adapter_bench(args)
+        print(f"-> {args.out}: {json.dumps(report.get('qlora_vs_lora'))}")
         return
     if args.gpu or args.smoke:
         defaults = {"warmup_steps": (1, 2), "timed_steps": (2, 8), "batch_size": (2, 4), "max_length": (128, 2048),
