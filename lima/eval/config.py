@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lima.core.config import Config
 from lima.core.endpoint import EndpointConfig
@@ -74,6 +74,76 @@ class JudgeConfig(Config):
     bootstrap: int = Field(1000, ge=100)
     seed: int = 0
     cache: str | None = Field(None, description="SQLite cache path (default OUT/judge_cache.sqlite)")
+    verdict: Literal["text", "structured", "logprobs"] = Field(
+        "text",
+        description="text: free text, the last verdict token parsed; structured: a JSON reply (reasoning, "
+        "then a verdict from a fixed enum) that the server constrains; logprobs: a one-token A/B verdict "
+        "whose top_logprobs give a soft preference (AlpacaEval 2's weighted annotator)",
+    )
+    server: Literal["llamacpp", "vllm", "openai"] | None = Field(
+        None,
+        description="the endpoint's server, which decides how structured/logprobs requests are sent; "
+        "required for those modes (never guessed), implied by base_url: embedded (llamacpp)",
+    )
+    grammar: str | None = Field(
+        None,
+        description="llamacpp only: a GBNF grammar (text, or a path to a .gbnf file) that constrains the "
+        "reply instead of the JSON schema (structured) or the A|B grammar (logprobs)",
+    )
+    top_logprobs: int = Field(20, ge=2, le=20, description="logprobs: alternatives read per token")
+    reasoning_max_chars: int | None = Field(
+        400,
+        ge=1,
+        description="structured: maxLength of the reasoning (llamacpp, vllm; OpenAI's strict mode has "
+        "none), so the verdict fits in max_tokens",
+    )
+    panel: PanelConfig | None = Field(
+        None, description="a panel of judges whose verdicts are combined (the fields above then unused)"
+    )
+
+    @property
+    def flavour(self) -> str | None:
+        """The server flavour requests are shaped for (None: plain text requests)."""
+        return "llamacpp" if self.endpoint.is_embedded else self.server
+
+    @model_validator(mode="after")
+    def _check_verdict_mode(self) -> JudgeConfig:
+        if self.panel is not None:
+            return self
+        if self.endpoint.is_embedded and self.server not in (None, "llamacpp"):
+            raise ValueError(f"server: base_url: embedded is a llamacpp server, not {self.server!r}")
+        if self.verdict != "text" and self.flavour is None:
+            raise ValueError(
+                f"server: verdict: {self.verdict} needs the endpoint's server named (llamacpp, vllm or "
+                "openai): each constrains output differently and lima does not guess"
+            )
+        if self.grammar is not None and (self.verdict == "text" or self.flavour != "llamacpp"):
+            raise ValueError(
+                "grammar: a GBNF grammar needs verdict: structured or logprobs on a llamacpp server"
+            )
+        return self
+
+
+class PanelConfig(Config):
+    """Several judges as one ("Replacing Judges with Juries", Verga et al. 2024): each order's verdict is
+    the members' majority, or the mean of their soft preferences; the two orders then combine as usual."""
+
+    judges: list[JudgeConfig] = Field(..., min_length=2)
+    vote: Literal["majority", "mean"] = Field(
+        "majority",
+        description="majority: the most common positional verdict (a tie when no single one leads); mean: the "
+        "mean of P(first) over members (text verdicts count 1 / 0.5 / 0)",
+    )
+    tie_margin: float = Field(0.05, ge=0, lt=0.5, description="mean: |P(first) - 0.5| <= margin is a tie")
+
+    @model_validator(mode="after")
+    def _no_nesting(self) -> PanelConfig:
+        if any(judge.panel is not None for judge in self.judges):
+            raise ValueError("judges: a panel member cannot itself be a panel")
+        return self
+
+
+JudgeConfig.model_rebuild()
 
 
 class GradeConfig(Config):

@@ -1,14 +1,28 @@
-"""Pairwise LLM judging: every pair in both orders, the last verdict token parsed, unparseable replies
+"""Pairwise LLM judging: every pair in both orders, the verdict read from the reply, unparseable replies
 re-asked and then counted as errors (never ties), the two orders combined, and a summary with CIs.
+
+Verdict modes (``JudgeConfig.verdict``):
+
+- ``text``: free text, the **last** verdict token parsed (``lima.eval.parsers``);
+- ``structured``: a JSON reply, reasoning first and then a verdict from a fixed enum, constrained by the
+  server (llama.cpp: ``response_format`` json_object + schema, or a GBNF ``grammar``; vLLM and OpenAI:
+  ``response_format`` json_schema, strict on OpenAI);
+- ``logprobs``: a one-token A/B verdict whose ``top_logprobs`` give P(first) / (P(first) + P(second)), a soft
+  preference per order (AlpacaEval 2's weighted annotator); the pair's preference is the mean of both orders.
+
+A panel (``JudgeConfig.panel``) runs each member judge and merges their per-order verdicts by majority vote
+or by the mean of soft preferences; it is then summarised and calibrated exactly like one judge.
 
     summary = run_judging(load_config("configs/judge/embedded_lima.yaml", JudgeConfig), a, b, out_dir)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +33,15 @@ from lima.core.io import atomic_open, stable_hash, write_json
 from lima.core.llm_client import ChatRequest, ChatResult, LLMClient
 from lima.eval.config import JudgeConfig
 from lima.eval.io import judged_prompt
-from lima.eval.parsers import PAIRWISE_PARSERS
-from lima.eval.stats import length_controlled_win_rate
+from lima.eval.parsers import (
+    LOGPROB_LETTERS,
+    PAIRWISE_PARSERS,
+    Parsed,
+    parse_logprobs,
+    parse_structured,
+    verdict_schema,
+)
+from lima.eval.stats import SCORE, length_controlled_win_rate
 from lima.eval.summary import outcome_keys
 
 ORDERS = ("AB", "BA")  # AB: model A's answer shown first
@@ -85,8 +106,57 @@ def annotator_hash(config: Any, template: str, *fields: str) -> str:
     )
 
 
-def judge_config_hash(config: JudgeConfig, template: str) -> str:
-    return annotator_hash(config, template, "retry_temperature")
+# Fields that change replies only in the structured/logprobs modes; text-mode hashes stay as they were, so
+# existing caches and stored calibrations keep their keys.
+_VERDICT_FIELDS = ("verdict", "flavour", "grammar", "top_logprobs", "reasoning_max_chars", "parser")
+
+
+def judge_config_hash(config: JudgeConfig, template: str | None = None) -> str:
+    """The annotator hash of a judge (or panel): what its replies depend on. The judge cache and the stored
+    calibrations are keyed by it."""
+    if config.panel is not None:
+        panel = config.panel
+        return stable_hash(
+            {
+                "panel": [judge_config_hash(m) for m in panel.judges],
+                "vote": panel.vote,
+                "tie_margin": panel.tie_margin,
+            }
+        )
+    if template is None:
+        template = load_template(config.template, ("prompt", "answer_a", "answer_b"))
+    if config.verdict == "text":
+        return annotator_hash(config, template, "retry_temperature")
+    return stable_hash(
+        [
+            annotator_hash(config, template, "retry_temperature"),
+            {name: getattr(config, name) for name in _VERDICT_FIELDS},
+        ]
+    )
+
+
+def judge_name(config: JudgeConfig) -> str:
+    """The judge's model, or ``panel(m1, m2, …)``."""
+    if config.panel is not None:
+        return "panel(" + ", ".join(judge_name(m) for m in config.panel.judges) + ")"
+    return config.endpoint.model
+
+
+def is_soft(config: JudgeConfig) -> bool:
+    """Whether the judge's preferences are probabilities (logprobs), not only 1 / 0.5 / 0."""
+    if config.panel is not None:
+        return config.panel.vote == "mean" and any(is_soft(m) for m in config.panel.judges)
+    return config.verdict == "logprobs"
+
+
+def read_grammar(value: str) -> str:
+    """``grammar:`` is GBNF text or a path to a ``.gbnf`` file."""
+    path = Path(value)
+    if "::=" not in value:
+        if not path.is_file():
+            raise LimaError(f"grammar: {value!r} is neither a GBNF grammar (no '::=') nor a file")
+        return path.read_text(encoding="utf-8")
+    return value
 
 
 def combine(first: str, second: str, mode: str = "strict") -> str:
@@ -106,15 +176,71 @@ def _to_model(positional: str, order: str) -> str:
     return "B" if positional == "A" else "A"
 
 
-class PairwiseJudge:
-    """Runs a judge config over pair items with an open :class:`LLMClient`."""
+LOGPROB_GRAMMAR = "root ::= " + " | ".join(f'"{letter}"' for letter in LOGPROB_LETTERS)
+_NO_REPEAT_PENALTY = {"repeat_penalty": 1.0}  # llama.cpp's default 1.1 would penalise the prompt's own words
 
-    def __init__(self, config: JudgeConfig, client: LLMClient) -> None:
+
+def _order_entry(order: str) -> dict[str, Any]:
+    return {
+        "order": order,
+        "attempts": 0,
+        "raw": None,  # the last reply; "replies" holds every attempt's
+        "replies": [],
+        "positional": None,
+        "level": None,
+        "p_first": None,  # P(the answer shown first is better): soft (logprobs) or 1 / 0.5 / 0
+        "verdict": None,
+        "error": None,
+    }
+
+
+class PairwiseJudge:
+    """Runs a judge config (one judge or a panel) over pair items with an open :class:`LLMClient`.
+
+    A panel member whose endpoint differs from ``client``'s gets its own client for the duration of
+    :meth:`judge` (same cache file); its request counts are added to ``client.stats``.
+    """
+
+    def __init__(self, config: JudgeConfig, client: LLMClient | None) -> None:
         self.config = config
         self.client = client
+        self.members = [PairwiseJudge(m, None) for m in config.panel.judges] if config.panel else []
         self.template = load_template(config.template, ("prompt", "answer_a", "answer_b"))
         self.parse = PAIRWISE_PARSERS[config.parser]
         self.config_hash = judge_config_hash(config, self.template)
+        self.name = judge_name(config)
+        self._mode = {} if self.members else self._mode_fields()
+
+    def _mode_fields(self) -> dict[str, Any]:
+        """The ChatRequest fields that ask this server for this verdict mode."""
+        config, flavour = self.config, self.config.flavour
+        grammar = None
+        if config.grammar is not None:
+            from lima.core.gbnf import validate_grammar
+
+            grammar = validate_grammar(read_grammar(config.grammar), "grammar")
+        if config.verdict == "structured":
+            if flavour == "llamacpp":
+                if grammar is not None:
+                    return {"extra_body": {"grammar": grammar, **_NO_REPEAT_PENALTY}}
+                # llama-cpp-python 0.3.x takes a schema inside json_object; its json_schema form is a 500.
+                schema = verdict_schema(config.parser, config.reasoning_max_chars)
+                return {
+                    "response_format": {"type": "json_object", "schema": schema},
+                    "extra_body": dict(_NO_REPEAT_PENALTY),
+                }
+            strict = flavour == "openai"  # strict mode has no maxLength
+            schema = verdict_schema(config.parser, None if strict else config.reasoning_max_chars)
+            spec: dict[str, Any] = {"name": "verdict", "schema": schema}
+            if strict:
+                spec["strict"] = True
+            return {"response_format": {"type": "json_schema", "json_schema": spec}}
+        if config.verdict == "logprobs":
+            fields: dict[str, Any] = {"top_logprobs": config.top_logprobs, "max_tokens": 1}
+            if flavour == "llamacpp":  # the chosen token is then always a letter (its logprob is reported)
+                fields["extra_body"] = {"grammar": grammar or LOGPROB_GRAMMAR, **_NO_REPEAT_PENALTY}
+            return fields
+        return {}
 
     def _request(self, item: PairItem, order: str, attempt: int) -> ChatRequest:
         a = _clip(item.answer_a, self.config.max_answer_chars)
@@ -130,28 +256,31 @@ class PairwiseJudge:
             messages.insert(0, {"role": "system", "content": self.config.system_prompt})
         key = stable_hash([self.config_hash, item.prompt, first, second, order, attempt])
         temperature = self.config.temperature if attempt == 0 else self.config.retry_temperature
-        return ChatRequest(
-            key=key, messages=messages, temperature=temperature, max_tokens=self.config.max_tokens
-        )
+        fields = {"max_tokens": self.config.max_tokens, **self._mode}
+        return ChatRequest(key=key, messages=messages, temperature=temperature, **fields)
 
-    def judge(self, items: Sequence[PairItem], desc: str = "judging") -> list[dict[str, Any]]:
-        """One judgment dict per item, in order; each keeps the raw reply of every order."""
-        state: dict[tuple[int, str], dict[str, Any]] = {
-            (i, order): {
-                "order": order,
-                "attempts": 0,
-                "raw": None,  # the last reply; "replies" holds every attempt's
-                "replies": [],
-                "positional": None,
-                "level": None,
-                "verdict": None,
-                "error": None,
-            }
-            for i in range(len(items))
-            for order in ORDERS
-        }
+    def _parse(self, result: ChatResult) -> Parsed | None:
+        if self.config.verdict == "logprobs":
+            return parse_logprobs(result.logprobs)
+        if self.config.verdict == "structured":
+            return parse_structured(result.text or "", self.config.parser)
+        return self.parse(result.text or "")
+
+    def _unparsed(self) -> str:
+        if self.config.verdict == "logprobs":
+            return f"no {'/'.join(LOGPROB_LETTERS)} among the reply's top {self.config.top_logprobs} tokens"
+        return "unparseable reply"
+
+    def judge_orders(self, items: Sequence[PairItem], desc: str) -> dict[tuple[int, str], dict[str, Any]]:
+        """Every item in both orders: ``{(index, order): entry}`` with the positional verdict and P(first)."""
+        if self.members:
+            return self._panel_orders(items, desc)
+        assert self.client is not None, "PairwiseJudge needs a client"
+        state = {(i, order): _order_entry(order) for i in range(len(items)) for order in ORDERS}
         pending = list(state)
-        for attempt in range(self.config.parse_retries + 1):
+        # Logprobs are read before sampling: a re-ask at another temperature would see the same numbers.
+        retries = 0 if self.config.verdict == "logprobs" else self.config.parse_retries
+        for attempt in range(retries + 1):
             if not pending:
                 break
             requests = [self._request(items[i], order, attempt) for i, order in pending]
@@ -166,18 +295,73 @@ class PairwiseJudge:
                     continue
                 entry["raw"] = result.text
                 entry["replies"].append(result.text)
-                parsed = self.parse(result.text or "")
+                parsed = self._parse(result)
                 if parsed is None:
-                    entry["error"] = "unparseable reply"
+                    entry["error"] = self._unparsed()
                     retry.append(slot)
-                else:
-                    entry.update(
-                        positional=parsed.verdict,
-                        level=parsed.level,
-                        error=None,
-                        verdict=_to_model(parsed.verdict, entry["order"]),
-                    )
+                    continue
+                entry.update(
+                    positional=parsed.verdict,
+                    level=parsed.level,
+                    p_first=round(getattr(parsed, "p_first", SCORE[parsed.verdict]), 6),
+                    error=None,
+                    verdict=_to_model(parsed.verdict, entry["order"]),
+                )
             pending = retry
+        return state
+
+    def _panel_orders(self, items: Sequence[PairItem], desc: str) -> dict[tuple[int, str], dict[str, Any]]:
+        panel = self.config.panel
+        assert panel is not None and self.client is not None, "PairwiseJudge needs a client"
+        opened: list[LLMClient] = []
+        states = []
+        try:
+            for k, member in enumerate(self.members):
+                member.client = self._client_for(member.config, opened)
+                states.append(member.judge_orders(items, f"{desc} [judge {k + 1}/{len(self.members)}]"))
+        finally:
+            for client in opened:
+                client.close()
+                _add_stats(self.client.stats, client.stats)
+        state = {}
+        for slot in states[0]:
+            votes = [s[slot] for s in states]
+            entry = {**_order_entry(slot[1]), "members": votes, "attempts": max(v["attempts"] for v in votes)}
+            ok = [v for v in votes if v["positional"] is not None]
+            if not ok:
+                errors = "; ".join(str(v["error"]) for v in votes)
+                entry["error"] = f"no panel member gave a verdict ({errors})"
+            elif panel.vote == "majority":
+                ranked = Counter(v["positional"] for v in ok).most_common()
+                positional = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "tie"
+                level = f"{ranked[0][1]}/{len(votes)} {ranked[0][0]}"
+                entry.update(positional=positional, level=level, p_first=SCORE[positional])
+            else:
+                p_first = sum(v["p_first"] for v in ok) / len(ok)
+                positional = (
+                    "tie" if abs(p_first - 0.5) <= panel.tie_margin else "A" if p_first > 0.5 else "B"
+                )
+                entry.update(
+                    positional=positional, level=f"mean P(A)={p_first:.3f}", p_first=round(p_first, 6)
+                )
+            if entry["positional"] is not None:
+                entry["verdict"] = _to_model(entry["positional"], slot[1])
+            state[slot] = entry
+        return state
+
+    def _client_for(self, config: JudgeConfig, opened: list[LLMClient]) -> LLMClient:
+        assert self.client is not None
+        for client in (self.client, *opened):
+            if client.endpoint == config.endpoint:
+                return client
+        cache = self.client.cache.path if self.client.cache is not None else None
+        client = LLMClient(config.endpoint, cache, progress=self.client.progress)
+        opened.append(client)
+        return client
+
+    def judge(self, items: Sequence[PairItem], desc: str = "judging") -> list[dict[str, Any]]:
+        """One judgment dict per item, in order; each keeps the raw reply of every order."""
+        state = self.judge_orders(items, desc)
         judgments = []
         for i, item in enumerate(items):
             ab, ba = state[(i, "AB")], state[(i, "BA")]
@@ -192,6 +376,8 @@ class PairwiseJudge:
                     "len_b": len(item.answer_b),
                     "verdict": combine(ab["verdict"], ba["verdict"], self.config.combine) if ok else None,
                     "consistent": (ab["verdict"] == ba["verdict"]) if ok else None,
+                    # P(model A's answer is better), both orders averaged: AlpacaEval 2's soft preference.
+                    "preference": round((ab["p_first"] + 1 - ba["p_first"]) / 2, 6) if ok else None,
                     "error": None
                     if ok
                     else "; ".join(f"{e['order']}: {e['error']}" for e in (ab, ba) if e["error"]),
@@ -202,11 +388,18 @@ class PairwiseJudge:
         return judgments
 
 
+def _add_stats(total: Any, part: Any) -> None:
+    for f in dataclasses.fields(part):
+        setattr(total, f.name, getattr(total, f.name) + getattr(part, f.name))
+
+
 def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str, Any]:
     """Win/tie/loss, win rate and CI, position consistency, errors, lengths, length-controlled win rate."""
     ok = [j for j in judgments if j["verdict"] is not None]
     verdicts = [j["verdict"] for j in ok]
-    summary = outcome_keys(verdicts, None, config.bootstrap, config.seed)  # the keys `lima summarize` gives
+    prefs = [j.get("preference") for j in ok] if is_soft(config) else []
+    soft = prefs if prefs and None not in prefs else None  # the keys `lima summarize` gives, by the same code
+    summary = outcome_keys(verdicts, soft, config.bootstrap, config.seed)
     decisive_orders = [o for j in ok for o in j["orders"] if o["positional"] != "tie"]
     first_wins = sum(o["positional"] == "A" for o in decisive_orders)
     mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else None  # noqa: E731
@@ -232,8 +425,14 @@ def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str,
         if ok
         else None,
         combine=config.combine,
+        verdict_mode="panel" if config.panel is not None else config.verdict,
     )
     return summary
+
+
+def _first_samples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pairwise judging compares one answer per prompt: sample 0 of a file with K samples per prompt."""
+    return [r for r in records if r.get("sample", 0) in (0, None)]
 
 
 def _model_name(records: list[dict[str, Any]], path: Path) -> str:
@@ -250,8 +449,13 @@ def run_judging(
     from lima.eval.report import winrate_chart, write_judge_report
 
     gen_a, gen_b, out_dir = Path(gen_a), Path(gen_b), Path(out_dir)
-    records_a = read_generations(gen_a, config.allow_empty)
-    records_b = read_generations(gen_b, config.allow_empty)
+    records_a = _first_samples(read_generations(gen_a, config.allow_empty))
+    records_b = _first_samples(read_generations(gen_b, config.allow_empty))
+    if not {r["prompt_id"] for r in records_a} & {r["prompt_id"] for r in records_b}:
+        raise LimaError(
+            f"{gen_a} and {gen_b}: no prompt in common, so nothing to judge; "
+            "generate both from the same prompt file"
+        )
     pairs = pair_generations(records_a, records_b, gen_a, gen_b)
     if limit is not None:
         pairs = pairs[:limit]
@@ -271,8 +475,8 @@ def run_judging(
         summary = {
             "model_a": name_a,
             "model_b": name_b,
-            "judge": config.endpoint.model,
-            "template": config.template,
+            "judge": judge_name(config),
+            "template": "panel" if config.panel is not None else config.template,
             **summarize(judgments, config),
             "client": stats,
         }

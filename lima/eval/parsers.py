@@ -7,10 +7,12 @@ Pairwise verdicts are positional: ``"A"`` means the answer shown first.
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Verdict = Literal["A", "B", "tie"]
 VERDICTS: tuple[str, ...] = ("A", "B", "tie")
@@ -22,7 +24,14 @@ class Parsed:
     level: str  # the token as the judge wrote it, normalised (e.g. "A>>B", "[[C]]")
 
 
-_LIMA = re.compile(r"\b(answer\s*a|answer\s*b|neither)\W{0,4}\s*is\s+significantly\s+better", re.I)
+# "Neither ... is significantly better" in the forms judges write it. The "neither answer A nor answer B"
+# form is one alternative so that its trailing "answer B is significantly better" is not read as a B verdict.
+_NEITHER = (
+    r"neither(?:\s+(?:answer\s*)?[ab]\s+nor\s+(?:answer\s*)?[ab]"
+    r"|\s+of\s+(?:them|the\s+two(?:\s+(?:answers|responses))?|the\s+(?:answers|responses))"
+    r"|\s+(?:answer|response|one))?"
+)
+_LIMA = re.compile(rf"\b({_NEITHER}|answer\s*a|answer\s*b)\W{{0,4}}\s*is\s+significantly\s+better", re.I)
 _MTBENCH = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 _ARENA = re.compile(r"\[\[\s*([AB])\s*(>>|>|=|<<|<)\s*([AB])\s*\]\]")
 _LIKERT = (
@@ -44,7 +53,7 @@ def parse_lima_3way(text: str) -> Parsed | None:
     if match is None:
         return None
     who = re.sub(r"\s+", "", match.group(1).lower())
-    verdict: Verdict = {"answera": "A", "answerb": "B", "neither": "tie"}[who]
+    verdict: Verdict = "tie" if who.startswith("neither") else {"answera": "A", "answerb": "B"}[who]
     return Parsed(verdict, match.group(0))
 
 
@@ -95,3 +104,88 @@ PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
     "arena_hard": parse_arena_hard,
     "fastchat": parse_fastchat_pair,
 }
+
+
+# Structured verdicts: the JSON reply's ``verdict`` is one of a fixed enum per parser (positional labels).
+VERDICT_ENUMS: dict[str, dict[str, Verdict]] = {
+    "lima_3way": {"A": "A", "B": "B", "tie": "tie"},
+    "mtbench": {"A": "A", "B": "B", "C": "tie"},
+    "arena_hard": {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"},
+}
+_JSON_VERDICT = re.compile(r'"verdict"\s*:\s*"([^"]*)"')
+
+
+def verdict_schema(parser: str, reasoning_max_chars: int | None = None) -> dict[str, Any]:
+    """JSON schema of a structured verdict: the reasoning first (so the model argues before it decides),
+    then the verdict from ``VERDICT_ENUMS[parser]``."""
+    reasoning: dict[str, Any] = {"type": "string"}
+    if reasoning_max_chars is not None:
+        reasoning["maxLength"] = reasoning_max_chars
+    return {
+        "type": "object",
+        "properties": {
+            "reasoning": reasoning,
+            "verdict": {"type": "string", "enum": list(VERDICT_ENUMS[parser])},
+        },
+        "required": ["reasoning", "verdict"],
+        "additionalProperties": False,
+    }
+
+
+def parse_structured(text: str, parser: str) -> Parsed | None:
+    """The ``verdict`` field of a JSON reply (fenced or not); the last ``"verdict": "…"`` pair when the
+    JSON is broken (e.g. cut by max_tokens after the verdict). An off-enum value is ``None``."""
+    value: Any = None
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            data = json.loads(text[start : end + 1])
+            value = data.get("verdict") if isinstance(data, dict) else None
+        except json.JSONDecodeError:
+            pass
+    if not isinstance(value, str):
+        match = _last(_JSON_VERDICT, text)
+        value = match.group(1) if match else None
+    if value is None:
+        return None
+    enum = VERDICT_ENUMS[parser]
+    key = next((k for k in enum if k.lower() == value.strip().lower()), None)
+    return Parsed(enum[key], key) if key is not None else None
+
+
+LOGPROB_LETTERS = ("A", "B")  # the one-token verdict: A = the answer shown first is better
+
+
+@dataclass(frozen=True)
+class SoftParsed(Parsed):
+    p_first: float = 0.5  # P(first) / (P(first) + P(second)) from the first token's top logprobs
+
+
+def parse_logprobs(tokens: Sequence[dict[str, Any]] | None) -> SoftParsed | None:
+    """A soft pairwise preference from the first generated token's ``top_logprobs`` (AlpacaEval 2's
+    weighted annotator): P(A) / (P(A) + P(B)), each letter's probability summed over its spellings
+    (``"A"``, ``" A"``). A letter outside the top k counts as probability 0; neither letter -> ``None``.
+    The positional verdict is the likelier letter (a tie only at exactly equal mass)."""
+    if not tokens:
+        return None
+    first = tokens[0]
+    mass = dict.fromkeys(LOGPROB_LETTERS, 0.0)
+    seen: set[str] = set()
+    candidates = [
+        *first.get("top_logprobs", []),
+        {"token": first.get("token"), "logprob": first.get("logprob")},
+    ]
+    for entry in candidates:  # the chosen token may be absent from top k (llama.cpp then appends it)
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if not isinstance(token, str) or not isinstance(logprob, int | float) or token in seen:
+            continue
+        seen.add(token)
+        letter = token.strip()
+        if letter in mass:
+            mass[letter] += math.exp(logprob)
+    total = mass["A"] + mass["B"]
+    if total <= 0:
+        return None
+    p_first = mass["A"] / total
+    verdict: Verdict = "A" if p_first > 0.5 else "B" if p_first < 0.5 else "tie"
+    return SoftParsed(verdict, f"P(A)={p_first:.3f}", p_first)

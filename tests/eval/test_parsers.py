@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from lima.eval.parsers import parse_arena_hard, parse_likert, parse_lima_3way, parse_mtbench
+from lima.eval.parsers import (
+    parse_arena_hard,
+    parse_likert,
+    parse_lima_3way,
+    parse_logprobs,
+    parse_mtbench,
+    parse_structured,
+    verdict_schema,
+)
 
 LIMA = [
     ("Answer A is significantly better", "A"),
@@ -18,6 +26,16 @@ LIMA = [
     ),
     ("Answer B is significantly better... on reflection, Answer A is significantly better", "A"),
     ("answer  a IS significantly better", "A"),
+    # "Neither answer A nor answer B": the trailing "answer B is significantly better" is not a B verdict
+    ("Neither answer A nor answer B is significantly better.", "tie"),
+    ("Both are thin. Neither Answer A nor Answer B is significantly better", "tie"),
+    ("neither A nor B is significantly better", "tie"),
+    ("Neither of them is significantly better", "tie"),
+    ("Neither of the two answers is significantly better", "tie"),
+    ("Neither one is significantly better", "tie"),
+    # ... and the last-verdict rule still holds around it
+    ("Neither answer A nor answer B is significantly better? No: Answer B is significantly better", "B"),
+    ("Answer A is significantly better. Hmm, neither answer A nor answer B is significantly better", "tie"),
     ("Answer A is better", None),  # not the protocol's phrase
     ("I think both answers are fine.", None),
     ("", None),
@@ -74,3 +92,65 @@ def test_arena_hard(reply, expected, level):
 @pytest.mark.parametrize(("reply", "expected"), LIKERT)
 def test_likert(reply, expected):
     assert parse_likert(reply) == expected
+
+
+STRUCTURED = [
+    ('{"reasoning": "B misses the point.", "verdict": "A"}', "lima_3way", "A"),
+    ('```json\n{"reasoning": "same", "verdict": "tie"}\n```', "lima_3way", "tie"),
+    ('{"reasoning": "close", "verdict": "C"}', "mtbench", "tie"),
+    ('{"reasoning": "B is a bit better", "verdict": "B>A"}', "arena_hard", "B"),
+    ('{"reasoning": "cut off by max_tok', "lima_3way", None),  # truncated before the verdict
+    ('{"reasoning": "unterminated \n "verdict": "B"', "lima_3way", "B"),  # broken JSON, verdict present
+    ('{"reasoning": "x", "verdict": "maybe"}', "lima_3way", None),  # off the enum
+    ('{"reasoning": "x", "verdict": "[[A]]"}', "mtbench", None),
+    ("Answer A is significantly better", "lima_3way", None),  # not JSON at all
+]
+
+
+@pytest.mark.parametrize(("reply", "parser", "expected"), STRUCTURED)
+def test_structured(reply, parser, expected):
+    parsed = parse_structured(reply, parser)
+    assert (parsed.verdict if parsed else None) == expected
+
+
+def test_verdict_schema_puts_reasoning_first_and_enumerates_verdicts():
+    schema = verdict_schema("arena_hard", 300)
+    assert list(schema["properties"]) == ["reasoning", "verdict"]
+    assert schema["properties"]["verdict"]["enum"] == ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
+    assert schema["properties"]["reasoning"]["maxLength"] == 300
+    assert "maxLength" not in verdict_schema("lima_3way")["properties"]["reasoning"]
+
+
+def _token(chosen: str, alternatives: dict[str, float]) -> list[dict]:
+    return [
+        {
+            "token": chosen,
+            "logprob": alternatives.get(chosen, -9.0),
+            "top_logprobs": [{"token": t, "logprob": lp} for t, lp in alternatives.items()],
+        }
+    ]
+
+
+def test_logprobs_soft_preference_sums_spellings_and_ignores_other_tokens():
+    import math
+
+    tokens = _token("A", {"A": math.log(0.5), " A": math.log(0.1), "B": math.log(0.2), "The": math.log(0.2)})
+    parsed = parse_logprobs(tokens)
+    assert parsed.verdict == "A" and parsed.p_first == pytest.approx(0.6 / 0.8)
+
+
+def test_logprobs_chosen_token_outside_top_k_counts_and_missing_letter_is_zero():
+    import math
+
+    # llama.cpp appends the chosen token when it is not in the top k (k+1 entries); here only B is known.
+    tokens = _token("B", {"The": math.log(0.6), "Answer": math.log(0.3)})
+    tokens[0]["logprob"] = math.log(0.01)
+    parsed = parse_logprobs(tokens)
+    assert parsed.verdict == "B" and parsed.p_first == 0.0
+
+
+def test_logprobs_without_either_letter_is_none():
+    import math
+
+    assert parse_logprobs(_token("The", {"The": math.log(0.9), "I": math.log(0.1)})) is None
+    assert parse_logprobs([]) is None and parse_logprobs(None) is None
