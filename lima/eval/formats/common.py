@@ -50,12 +50,24 @@ def load_rows(path: str | os.PathLike) -> list[Row]:
 
 
 def first_object(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The first row of a file if it is a JSON object (for format detection), else None."""
+    """The first row of a file if it is a JSON object (for format detection), else None. A JSONL file is read
+    only up to its first row."""
+    path = Path(path)
     try:
-        rows = load_rows(path)
-    except LimaError:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    break
+            else:
+                return None
+        if line.lstrip().startswith("["):
+            rows = load_rows(path)
+            obj = rows[0].obj if rows else None
+        else:
+            obj = json.loads(line)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, LimaError):
         return None
-    return rows[0].obj if rows and isinstance(rows[0].obj, dict) else None
+    return obj if isinstance(obj, dict) else None
 
 
 def require(row: Row, *fields: str) -> dict[str, Any]:
