@@ -53,10 +53,10 @@ def nearest_fix(counts: dict[str, Any], config: CurateConfig) -> str:
         for reason, n in reasons.items()
         if reason != "not_selected"
     ]
-    for _, source, reason in sorted(drops, key=lambda d: (-d[0], d[1], d[2])):
+    for n, source, reason in sorted(drops, key=lambda d: (-d[0], d[1], d[2])):
         fix = _FIXES.get((source, reason)) or _FIXES.get(("*", reason))
         if fix:
-            return f"a looser filter: {fix} (drops {reason} records of {source})"
+            return f"a looser filter: {fix} ({reason} dropped {n} {source} records)"
     if counts["dev"] and not counts["train"]:
         return f"a smaller dev.size (now {config.dev.size})"
     return "more inputs (--input PATH): no filter that can be loosened dropped them"

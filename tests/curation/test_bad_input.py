@@ -201,6 +201,7 @@ def test_reddit_record_with_non_numeric_score_is_a_counted_skip(curate, tmp_path
         return {"id": f"p{i}", "title": f"[WP] Prompt number {i}", "subreddit": "WritingPrompts", "selftext": "",
                 "comments": [{"body": f"Story {i}: the lighthouse kept its promise.", "score": score},
                              {"body": "Short.", "score": 1}]}  # fmt: skip
+
     path = tmp_path / "wp.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in (post(1, 40), post(2, "lots"), post(3, "25"))))
     result, out = curate("--input", str(path), "selection.quotas=null", "dev.size=0")
@@ -214,7 +215,10 @@ def test_reddit_record_with_non_numeric_score_is_a_counted_skip(curate, tmp_path
 
 
 def test_json_array_with_byte_order_mark_is_read(curate, tmp_path):
-    rows = [{"instruction": f"Name colour number {i}.", "output": f"Colour {i} is a shade of blue."} for i in range(5)]
+    rows = [
+        {"instruction": f"Name colour number {i}.", "output": f"Colour {i} is a shade of blue."}
+        for i in range(5)
+    ]
     path = tmp_path / "alpaca_bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(rows, indent=2).encode())
     result, out = curate("--input", str(path), "selection.quotas=null", "dev.size=0", "dedup.enabled=false")

@@ -36,14 +36,21 @@ NATINST = ROOT / "tests" / "curation" / "data" / "natinst"
      ("How to Remove Lint from Clothes: 14+ Easy Methods", "How to Remove Lint from Clothes?"),
      ("How to Boil Cabbage: 12 Steps (with Pictures) - wikiHow", "How to Boil Cabbage?"),
      ("How to Sell Books on Amazon: A Quick & Easy Guide", "How to Sell Books on Amazon?"),
-     ("Kill Flying Termites: 3 Ways to Get Rid of Alates and Their Colony", "How to kill Flying Termites?")],
+     ("Kill Flying Termites: 3 Ways to Get Rid of Alates and Their Colony", "How to kill Flying Termites?"),
+     ("13 Ways to Prepare for Each School Day - wikiHow", "How to prepare for Each School Day?"),
+     ("3 Simple Ways to Fix a Cigarette Lighter in a Car - wikiHow", "How to fix a Cigarette Lighter in a Car?"),
+     ("Simple Ways to Clean Painted Wood: 10 Steps (with Pictures)", "How to clean Painted Wood?"),
+     ("3 Way Call on Skype", "How to 3 Way Call on Skype?")],
 )  # fmt: skip
 def test_wikihow_title_keeps_numbers_and_colons_that_are_content(title, prompt):
     assert prompt_from_title(title) == prompt
 
 
 def test_wikihow_index_is_stripped_only_where_the_layout_glues_one_on():
-    assert prompt_from_title("How to Be an Organized Artist1", glued_index=True) == "How to Be an Organized Artist?"
+    assert (
+        prompt_from_title("How to Be an Organized Artist1", glued_index=True)
+        == "How to Be an Organized Artist?"
+    )
     assert prompt_from_title("How to Be an Organized Artist1") == "How to Be an Organized Artist1?"
     # In wikihowAll a number after a space or a capital is the title's own ("Windows 8", "LG G3").
     assert prompt_from_title("How to Activate Windows 8", glued_index=True) == "How to Activate Windows 8?"
@@ -89,7 +96,9 @@ def _site(tmp_path, questions: list[tuple[int, int, int]]):
     rows = []
     for qid, q_score, a_score in questions:
         title = f"How long should tea number {qid} steep?"
-        rows.append(f'<row Id="{qid}" PostTypeId="1" Score="{q_score}" Title="{title}" Body="&lt;p&gt;Q&lt;/p&gt;" />')
+        rows.append(
+            f'<row Id="{qid}" PostTypeId="1" Score="{q_score}" Title="{title}" Body="&lt;p&gt;Q&lt;/p&gt;" />'
+        )
         rows.append(
             f'<row Id="{qid + 1000}" PostTypeId="2" ParentId="{qid}" Score="{a_score}" Body="&lt;p&gt;{LONG} {qid}&lt;/p&gt;" />'
         )
@@ -194,7 +203,9 @@ def test_natural_instructions_tasks_give_one_instance_each(curate):
     tasks = {p.stem: json.loads(p.read_text()) for p in NATINST.glob("*.json")}
     for name, record in train.items():
         task = tasks[name]
-        definition = task["Definition"] if isinstance(task["Definition"], str) else "\n".join(task["Definition"])
+        definition = (
+            task["Definition"] if isinstance(task["Definition"], str) else "\n".join(task["Definition"])
+        )
         instance = next(i for i in task["Instances"] if record["id"] == f"natinst-{i['id']}")
         prompt, response = record["messages"][0]["content"], record["messages"][1]["content"]
         assert prompt == f"{definition}\n\n{instance['input']}"

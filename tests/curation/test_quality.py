@@ -52,7 +52,10 @@ def test_llm_ratings_order_the_selection_and_drop_low_ones(curate, tmp_path):
         assert_ok(result)
         train = read_jsonl(out / "train.jsonl")
         assert [(r["messages"][1]["content"], r["meta"]["quality"]) for r in train] == [
-            ("Paris.", 5), ("4.", 4), ("Red.", 2), ("Blue.", None)
+            ("Paris.", 5),
+            ("4.", 4),
+            ("Red.", 2),
+            ("Blue.", None),
         ]  # highest rating first; the unparsed one last
         assert summary(out)["counts"]["quality_problems"] == {"rating_error": 0, "rating_unparsed": 1}
         assert len(fake.requests) == 4

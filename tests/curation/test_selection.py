@@ -88,7 +88,11 @@ def test_dev_is_drawn_first_and_disjoint_and_groups_without_quota_are_dropped(cu
     path = tmp_path / "mix.jsonl"
     _write(path, records)
     result, out = curate(
-        "--input", str(path), "selection.quotas={manual: 20, reddit_like: 10}", "dev.size=12", "dev.max_fraction=0.5"
+        "--input",
+        str(path),
+        "selection.quotas={manual: 20, reddit_like: 10}",
+        "dev.size=12",
+        "dev.max_fraction=0.5",
     )
     assert_ok(result)
     train, dev = read_jsonl(out / "train.jsonl"), read_jsonl(out / "dev.jsonl")

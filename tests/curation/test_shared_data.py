@@ -29,7 +29,23 @@ def lima_run(shared_data, tmp_path_factory):
 
 
 # The oracle below is written from LIMA's rules and the dump itself (xml.etree, not the reader under test).
-PRONOUNS = {"I", "I'm", "I've", "I'd", "I'll", "I’m", "I’ve", "I’d", "I’ll", "me", "my", "mine", "Me", "My", "Mine"}
+PRONOUNS = {
+    "I",
+    "I'm",
+    "I've",
+    "I'd",
+    "I'll",
+    "I’m",
+    "I’ve",
+    "I’d",
+    "I’ll",
+    "me",
+    "my",
+    "mine",
+    "Me",
+    "My",
+    "Mine",
+}
 SITE_TALK = ("other answer", "another answer", "answer above", "accepted answer", "stack exchange",
              "stackexchange", "as mentioned", "upvote", "downvote", "edit:")  # fmt: skip
 QUESTION_WORDS = ("how", "what", "why", "when", "where", "which", "who", "is", "are", "can", "does", "do",
@@ -61,7 +77,9 @@ def test_every_kept_stack_exchange_example_meets_every_lima_bound(lima_run, shar
     records = [r for r in read_jsonl(lima_run / "train.jsonl") if r["source"] == "stackexchange"]
     assert len(records) == 15  # 12 beer + 3 coffee survive LIMA's rules
     assert {r["domain"] for r in records} == {"beer.stackexchange.com", "coffee.stackexchange.com"}
-    dumps = {d: _dump(shared_data / "stackexchange" / f"{d}-Posts.xml") for d in {r["domain"] for r in records}}
+    dumps = {
+        d: _dump(shared_data / "stackexchange" / f"{d}-Posts.xml") for d in {r["domain"] for r in records}
+    }
     for r in records:
         questions, answers = dumps[r["domain"]]
         qid = int(r["id"].rsplit("-", 1)[1])
@@ -69,7 +87,9 @@ def test_every_kept_stack_exchange_example_meets_every_lima_bound(lima_run, shar
         answer = next(a for a in answers[qid] if int(a["Id"]) == r["meta"]["answer_id"])
         # The top answer of its question (LIMA), with a score of at least 10, as the dump says.
         assert int(answer["Score"]) == max(int(a["Score"]) for a in answers[qid]) >= 10, r["id"]
-        assert r["meta"]["score"] == int(answer["Score"]) and r["meta"]["question_score"] == int(question["Score"])
+        assert r["meta"]["score"] == int(answer["Score"]) and r["meta"]["question_score"] == int(
+            question["Score"]
+        )
         response = r["messages"][1]["content"]
         assert 1200 <= len(response) <= 4096, r["id"]
         prose_words = re.findall(r"[A-Za-z][A-Za-z'’]*", _without_code(response))

@@ -71,7 +71,10 @@ def test_wikihow_prompts():
         prompt_from_title("Get a MAC Address from an IP Remotely")
         == "How to get a MAC Address from an IP Remotely?"
     )
-    assert prompt_from_title("How to Be an Organized Artist1", glued_index=True) == "How to Be an Organized Artist?"
+    assert (
+        prompt_from_title("How to Be an Organized Artist1", glued_index=True)
+        == "How to Be an Organized Artist?"
+    )
     assert prompt_from_title("How To Tie a Tie") == "How to Tie a Tie?"
 
 

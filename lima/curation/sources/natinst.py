@@ -44,7 +44,9 @@ def load_task(path: Path) -> dict[str, Any]:
     except (OSError, EOFError) as exc:
         raise LimaError(f"{path}: cannot read ({exc})") from None
     if not isinstance(task, dict):
-        raise LimaError(f"{path}: expected a Natural Instructions task object, found a JSON {type(task).__name__}")
+        raise LimaError(
+            f"{path}: expected a Natural Instructions task object, found a JSON {type(task).__name__}"
+        )
     missing = [key for key in REQUIRED if key not in task]
     if missing:
         raise LimaError(f"{path}: task file lacks {', '.join(missing)}; expected a Natural Instructions task")

@@ -39,6 +39,10 @@ _RUN_ON_STEP = re.compile(r"(?<=[.!?)\"'])[ \t]*(?=\d{1,3}\.\s*[A-Z])")
 # ("Code::Blocks", "12:00"). wikiHow's page-title suffix " - wikiHow" goes too.
 _SUBTITLE = re.compile(r"(?<![:\s]):\s+\S.*$")
 _SITE_SUFFIX = re.compile(r"\s+-\s+wikiHow\s*$", re.I)
+# Page titles in list form: "13 Ways to Prepare for Each School Day", "3 Simple Ways to …", "Easy Ways to …".
+_WAYS_TO = re.compile(
+    r"^(?:\d+\+?\s+)?(?:[A-Z][a-z]+\s+){0,2}(?:Ways|Tips|Methods|Ideas|Tricks)\s+to\s+(?=\S)"
+)
 # wikihowAll titles carry the article's index glued to the last word ("…Artist1"); a number after a space or
 # a capital is content ("Windows 8", "LG G3").
 _GLUED_INDEX = re.compile(r"(?<=[a-z])\d+$")
@@ -55,6 +59,7 @@ def prompt_from_title(title: str, glued_index: bool = False) -> str:
     if glued_index:
         title = _GLUED_INDEX.sub("", title)
     title = _SUBTITLE.sub("", _SITE_SUFFIX.sub("", title)).strip().rstrip("?.!").strip()
+    title = _WAYS_TO.sub("", title)
     if re.match(r"how to\b", title, re.I):
         title = "How to" + title[6:]
     else:
@@ -216,7 +221,14 @@ def _articles(reader, layout, path, rules, counts, language) -> Iterator[Example
         else:
             body, n_steps = _all_markdown(row["text"], rules)
         yield _article(
-            row["title"], row.get("category", ""), body, n_steps, rules, counts, language, layout == "wikihowall"
+            row["title"],
+            row.get("category", ""),
+            body,
+            n_steps,
+            rules,
+            counts,
+            language,
+            layout == "wikihowall",
         )
 
 
