@@ -23,6 +23,11 @@ class DecodingConfig(Config):
         1, ge=1, le=100, description="responses per prompt, each with its own seed (LIMA's ablations: 5)"
     )
 
+    @property
+    def sampling(self) -> bool:
+        """Whether tokens are drawn at random (temperature 0 is greedy, as vLLM and OpenAI read it)."""
+        return self.do_sample and self.temperature > 0
+
 
 class GenerateConfig(Config):
     """``lima generate``: one response per test prompt."""

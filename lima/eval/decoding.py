@@ -81,8 +81,8 @@ def logits_processors(
     from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
     chain: list[LogitsProcessor] = [GeneratedRepetitionPenalty(penalty, prompt_length)]
-    if do_sample:
-        if temperature > 0:
+    if do_sample and temperature > 0:  # temperature 0 is greedy, as vLLM and OpenAI read it too
+        if temperature != 1.0:
             chain.append(TemperatureLogitsWarper(temperature))
         if top_p < 1.0:
             chain.append(TopPLogitsWarper(top_p))

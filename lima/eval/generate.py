@@ -202,7 +202,7 @@ def generate_batch(
     processors = logits_processors(
         decoding.repetition_penalty,
         prompt_length,
-        decoding.do_sample,
+        decoding.sampling,
         decoding.temperature,
         decoding.top_p,
         seeds,
@@ -237,10 +237,9 @@ def _sent_transformers(decoding: Any, stops: list[str]) -> dict[str, Any]:
     sent: dict[str, Any] = {
         "max_new_tokens": decoding.max_new_tokens,
         "repetition_penalty": decoding.repetition_penalty,
-        "repetition_penalty_scope": "generated tokens",
         "stop": stops,
     }
-    if decoding.do_sample:
+    if decoding.sampling:
         sent |= {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": None}
     else:
         sent["greedy"] = True
@@ -276,7 +275,8 @@ def _generate_transformers(config: GenerateConfig, spec: str, todo: list[_Job], 
                     done.text,
                     new_tokens=done.new_tokens,
                     finish=done.finish,
-                    sent=sent | ({"seed": job.seed} if config.decoding.do_sample else {}),
+                    sent=sent | ({"seed": job.seed} if config.decoding.sampling else {}),
+                    repetition_penalty_scope="generated tokens",
                 )
             writer.flush()
             bar.update(len(batch))
@@ -309,7 +309,6 @@ def _generate_vllm(config: GenerateConfig, spec: str, todo: list[_Job], writer: 
         "stop_token_ids": setup.stop_ids,
         "stop": setup.stop_strings,
     }
-    sent_common = common | {"repetition_penalty_scope": "prompt and generated tokens (vLLM)"}
     for start in range(0, len(todo), 256):  # chunks, so that a kill loses at most one chunk
         batch = todo[start : start + 256]
         params = [SamplingParams(**common, seed=job.seed) for job in batch]
@@ -326,9 +325,30 @@ def _generate_vllm(config: GenerateConfig, spec: str, todo: list[_Job], writer: 
                 completion.text.strip(),
                 new_tokens=len(completion.token_ids),
                 finish=completion.finish_reason,
-                sent=sent_common | {"seed": job.seed},
+                sent=common | {"seed": job.seed},
+                repetition_penalty_scope="prompt and generated tokens (vLLM)",
             )
         writer.flush()
+
+
+PENALTY_SCOPE = {
+    "vllm": "prompt and generated tokens (vLLM)",
+    "llamacpp": "the last 64 tokens (llama-server: the prompt's included; llama-cpp-python: generated only)",
+    "openai": "not applied (the OpenAI API has no repetition penalty)",
+}
+
+
+def openai_server(config: GenerateConfig) -> str:
+    """The server behind an openai-backend endpoint: as configured, llamacpp for the embedded one."""
+    assert config.endpoint is not None
+    if config.openai_server is not None:
+        return config.openai_server
+    if not config.endpoint.is_embedded:
+        raise LimaError(
+            "backend openai: set openai_server: vllm | llamacpp | openai (the server behind "
+            f"{config.endpoint.base_url}); it decides how the repetition penalty and top-k are sent"
+        )
+    return "llamacpp"  # the embedded server is llama-cpp-python's
 
 
 def openai_sampling(config: GenerateConfig) -> tuple[dict[str, Any], dict[str, str]]:
@@ -336,24 +356,17 @@ def openai_sampling(config: GenerateConfig) -> tuple[dict[str, Any], dict[str, s
 
     vLLM and llama.cpp apply a model's ``generation_config.json`` or their own defaults (llama.cpp: top_k 40,
     min_p 0.05, repeat_penalty 1.1) to fields a request leaves out, so top-k and min-p are disabled
-    explicitly. Penalty scopes differ from LIMA's: vLLM counts the prompt's tokens too; llama.cpp counts the
-    last ``repeat_last_n`` (64) tokens of the context, prompt included.
+    explicitly. Penalty scopes differ from LIMA's (all generated tokens): vLLM counts the prompt's tokens too;
+    llama.cpp's llama-server counts the last ``repeat_last_n`` (64) tokens, the prompt's included (it replays
+    them into the sampler); llama-cpp-python's server (the embedded one) the last 64 generated tokens only.
     """
     decoding = config.decoding
-    server = config.openai_server
-    if server is None:
-        assert config.endpoint is not None
-        if not config.endpoint.is_embedded:
-            raise LimaError(
-                "backend openai: set openai_server: vllm | llamacpp | openai (the server behind "
-                f"{config.endpoint.base_url}); it decides how the repetition penalty and top-k are sent"
-            )
-        server = "llamacpp"  # the embedded server is llama-cpp-python's
+    server = openai_server(config)
     extra: dict[str, Any] = {}
     not_sent: dict[str, str] = {}
     if server == "vllm":
         extra = {"repetition_penalty": decoding.repetition_penalty, "top_k": -1, "min_p": 0.0}
-    elif server == "llamacpp":
+    elif server == "llamacpp":  # llama-server and llama-cpp-python's server take the same fields
         extra = {"repeat_penalty": decoding.repetition_penalty, "top_k": 0, "min_p": 0.0}
     elif decoding.repetition_penalty != 1.0:
         not_sent["repetition_penalty"] = (
@@ -369,6 +382,7 @@ def _generate_openai(config: GenerateConfig, todo: list[_Job], writer: _Writer) 
     assert config.endpoint is not None
     decoding = config.decoding
     extra_body, not_sent = openai_sampling(config)
+    scope = PENALTY_SCOPE[openai_server(config)]
     by_key = {job.key: job for job in todo}
     failed: list[str] = []
 
@@ -399,6 +413,7 @@ def _generate_openai(config: GenerateConfig, todo: list[_Job], writer: _Writer) 
             (result.text or "").strip(),
             new_tokens=result.completion_tokens,
             sent=sent(requests[result.key]),
+            repetition_penalty_scope=scope,
             **extra,
         )
         writer.flush()

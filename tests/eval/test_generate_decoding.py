@@ -201,7 +201,8 @@ def test_a_response_does_not_depend_on_its_batch_or_on_resuming(tmp_path, tiny_m
     record = _lines(whole)[1]
     assert record["settings"]["sample_seed"] == sample_seed(0, "p-2", 0)
     assert record["settings"]["sent"]["top_k"] is None  # disabled, recorded as such
-    assert record["settings"]["sent"]["repetition_penalty_scope"] == "generated tokens"
+    assert record["settings"]["repetition_penalty_scope"] == "generated tokens"
+    assert record["settings"]["sent"]["repetition_penalty"] == 1.2
 
 
 def test_k_samples_per_prompt_with_their_own_seeds_and_resume(tmp_path, tiny_model_dir, prompts):
@@ -299,6 +300,9 @@ def test_openai_backend_sends_the_penalty_where_the_server_takes_it(tmp_path, se
         [body] = [b for b in bodies if b["seed"] == record["settings"]["sample_seed"]]
         assert record["settings"]["sent"] == {k: body[k] for k in record["settings"]["sent"]}
         assert set(record["settings"]["sent"]) == set(body) - {"model", "messages"}
+    assert records[0]["settings"]["repetition_penalty_scope"].startswith(
+        {"vllm": "prompt and generated", "llamacpp": "the last 64", "openai": "not applied"}[server]
+    )
     if server == "openai":
         assert "no repetition penalty" in records[0]["settings"]["not_sent"]["repetition_penalty"]
 

@@ -54,15 +54,24 @@ def _check_quality_demo(tmp_path, tiny_model_dir, cli, judge):
         assert row["prompts"] == 4
         low, high = row["ci95"]
         assert 1 <= low <= row["mean"] <= high <= 6
-    assert len(judge.requests) == 2 * 4 * 2  # arms x prompts x samples
-    outputs = {
-        arm: [json.loads(line)["output"] for line in (out / "arms" / arm / "generate" / "model.jsonl").open()]
+        # LIMA's protocol: K sampled responses per prompt (samples=2 here), each graded once
+        assert (row["responses_per_prompt"], row["grades_per_response"]) == (2, 1)
+    assert len(judge.requests) == 2 * 4 * 2  # arms x prompts x responses, one grade each
+    lines = {
+        arm: [json.loads(line) for line in (out / "arms" / arm / "generate" / "model.jsonl").open()]
         for arm in ("se_filtered", "se_unfiltered")
     }
+    for records in lines.values():
+        assert [r["sample"] for r in records] == [0, 1] * 4
+        assert len({r["settings"]["sample_seed"] for r in records}) == 8
+    graded = [b["messages"][-1]["content"].split("[Response]")[-1] for b in judge.requests]
+    assert len(set(graded)) > 8  # each request grades a different response, not one response twice
+    outputs = {arm: [r["output"] for r in records] for arm, records in lines.items()}
     assert outputs["se_filtered"] != outputs["se_unfiltered"]  # each arm trained on its own data
     assert (out / "ablation.png").stat().st_size > 1000
     md = (out / "ablation.md").read_text()
     assert "| Filtered SE | 15 |" in md and "| Unfiltered SE | 15 |" in md
+    assert "Per prompt: 2 sampled response(s), each graded 1 time(s)" in md
 
     # finished arms are skipped on rerun
     again = cli("ablate", str(config), *overrides, "--out", str(out), timeout=300)
