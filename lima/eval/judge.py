@@ -462,11 +462,17 @@ def run_judging(
     name_a, name_b = _model_name(records_a, gen_a), _model_name(records_b, gen_b)
     if name_a == name_b:
         name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
-    items = [PairItem(a["prompt_id"], judged_prompt(a), a["output"], b["output"]) for a, b in pairs]
+    from lima.eval.formats.mt_bench import judge_class, turn_meta
+
+    items = [
+        PairItem(a["prompt_id"], judged_prompt(a), a["output"], b["output"], turn_meta(a, b))
+        for a, b in pairs
+    ]
     cache = Path(config.cache) if config.cache else out_dir / "judge_cache.sqlite"
     with RunManifest(out_dir, "judge", config, inputs=[gen_a, gen_b], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:
-            judge = PairwiseJudge(config, client)
+            # MT-Bench's pair-v2 template: later turns judged as FastChat shows them (each model's conversation)
+            judge = judge_class(config)(config, client)
             try:
                 judgments = judge.judge(items, desc=f"judging {name_a} vs {name_b}")
             finally:

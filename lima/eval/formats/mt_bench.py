@@ -311,3 +311,75 @@ def generate_two_turns(
         answers = {r["prompt_id"]: r["output"] for r in read_generations(out_path, allow_empty=True)}
     _reorder(out_path, [turn_id(qid, t) for qid, q in questions for t in range(1, len(q["turns"]) + 1)])
     return out_path
+
+
+# FastChat judges turn 2 with pair-v2-multi-turn: each model's own whole conversation, focus on the second answer.
+MULTI_TURN = {
+    "mt_bench_pair_v2.txt": ("mt_bench_pair_v2_multi_turn.txt", "mt_bench_pair_v2_multi_turn_system.txt")
+}
+_MULTI_TURN_FIELDS = ("question_1", "answer_a_1", "question_2", "answer_a_2", "answer_b_1", "answer_b_2")
+
+
+def turn_meta(record_a: dict[str, Any], record_b: dict[str, Any]) -> dict[str, Any]:
+    """What a pair-v2-multi-turn judge needs of a later-turn pair: each model's conversation before the last
+    question, and that question (empty for single-turn pairs)."""
+    if not record_a.get("history") or not record_b.get("history"):
+        return {}
+    return {
+        "history_a": record_a["history"],
+        "history_b": record_b["history"],
+        "question": record_a["prompt"],
+    }
+
+
+def multi_turn_prompt(template: str, meta: dict[str, Any], first: str, second: str, order: str) -> str | None:
+    """The pair-v2-multi-turn user prompt with the conversations in ``order`` (AB: model A's shown first)."""
+    from lima.eval.judge import fill
+
+    history_a, history_b = meta.get("history_a"), meta.get("history_b")
+    if not history_a or not history_b or len(history_a) != 2 or len(history_b) != 2:
+        return None  # FastChat's template has exactly two turns
+    shown_first, shown_second = (history_a, history_b) if order == "AB" else (history_b, history_a)
+    return fill(
+        template,
+        question_1=shown_first[0]["content"],
+        question_2=meta["question"],
+        answer_a_1=shown_first[1]["content"],
+        answer_a_2=first,
+        answer_b_1=shown_second[1]["content"],
+        answer_b_2=second,
+    )
+
+
+def judge_class(config: Any):
+    """``PairwiseJudge``, or for FastChat's pair-v2 template a judge that shows turn-2 pairs as FastChat does."""
+    from lima.eval.judge import PairwiseJudge, load_template
+
+    if getattr(config, "panel", None) is not None or Path(str(config.template)).name not in MULTI_TURN:
+        return PairwiseJudge
+
+    class PairV2Judge(PairwiseJudge):
+        """pair-v2 for turn 1, pair-v2-multi-turn (with its own system prompt) for later turns."""
+
+        def __init__(self, config: Any, client: Any) -> None:
+            super().__init__(config, client)
+            template, system = MULTI_TURN[Path(str(config.template)).name]
+            self.multi_turn_template = load_template(template, _MULTI_TURN_FIELDS)
+            self.multi_turn_system = load_template(system, ()).strip()
+
+        def _request(self, item: Any, order: str, attempt: int) -> Any:
+            import dataclasses
+
+            request = super()._request(item, order, attempt)
+            answers = (item.answer_a, item.answer_b) if order == "AB" else (item.answer_b, item.answer_a)
+            prompt = multi_turn_prompt(self.multi_turn_template, item.meta, *answers, order)
+            if prompt is None:
+                return request
+            messages = [
+                {"role": "system", "content": self.multi_turn_system},
+                {"role": "user", "content": prompt},
+            ]
+            key = stable_hash([self.config_hash, "pair-v2-multi-turn", messages, order, attempt])
+            return dataclasses.replace(request, key=key, messages=messages)
+
+    return PairV2Judge

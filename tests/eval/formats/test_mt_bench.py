@@ -139,3 +139,66 @@ def test_two_turn_generation_continues_the_models_own_answer(tmp_path):
     baseline = DATA / "model_answer" / "gpt-3.5-turbo.jsonl"
     pairs = pair_generations(records, read_generations(baseline), out, baseline)
     assert len(pairs) == 6 and pairs[1][1]["output"] == "gpt-3.5-turbo turn 2 on 81"
+
+
+def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
+    """pair-v2 for turn 1; for turn 2 FastChat's pair-v2-multi-turn: both whole conversations, each model's own
+    turn-1 answer, in both orders, with the multi-turn system prompt."""
+    from lima.core.config import load_config
+    from lima.eval.config import JudgeConfig
+    from lima.eval.judge import run_judging
+
+    ours = tmp_path / "vicuna.jsonl"
+    assert (
+        cli(
+            "import", "mt_bench", str(DATA / "model_answer" / "vicuna-tiny.jsonl"), "--out", str(ours)
+        ).returncode
+        == 0
+    )
+    with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
+        path = tmp_path / "judge.yaml"
+        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
+        path.write_text(
+            yaml.safe_dump({"endpoint": endpoint, "template": "mt_bench_pair_v2.txt", "parser": "mtbench"})
+        )
+        summary = run_judging(
+            load_config(path, JudgeConfig),
+            ours,
+            DATA / "model_answer" / "gpt-3.5-turbo.jsonl",
+            tmp_path / "run",
+        )
+        bodies = list(fake.requests)
+    assert summary["n"] == 6 and len(bodies) == 12
+    root = Path(__file__).resolve().parents[3] / "lima" / "eval" / "prompts"
+    multi_system = (root / "mt_bench_pair_v2_multi_turn_system.txt").read_text().strip()
+    turn2 = [
+        b
+        for b in bodies
+        if b["messages"][0]["content"] == multi_system and "81" in b["messages"][1]["content"]
+    ]
+    assert len(turn2) == 2
+    ab = next(
+        b["messages"][1]["content"]
+        for b in turn2
+        if b["messages"][1]["content"].index("vicuna") < b["messages"][1]["content"].index("gpt-3.5")
+    )
+    assert ab.startswith(
+        "<|The Start of Assistant A's Conversation with User|>\n\n### User:\nCompose a short travel"
+    )
+    assert "### Assistant A:\nvicuna-tiny turn 1 on 81\n\n### User:\nRewrite it" in ab
+    assert "### Assistant A:\nvicuna-tiny turn 2 on 81\n\n<|The End of Assistant A's" in ab
+    assert (
+        "### Assistant B:\ngpt-3.5-turbo turn 1 on 81\n\n" in ab
+        and "### Assistant B:\ngpt-3.5-turbo turn 2 on 81" in ab
+    )
+    ba = next(b["messages"][1]["content"] for b in turn2 if b["messages"][1]["content"] != ab)
+    assert (
+        "### Assistant A:\ngpt-3.5-turbo turn 1 on 81" in ba
+        and "### Assistant B:\nvicuna-tiny turn 2 on 81" in ba
+    )
+    turn1 = next(
+        b for b in bodies if "[User Question]\nCompose a short travel" in b["messages"][-1]["content"]
+    )
+    assert turn1["messages"][-1]["content"].startswith(
+        "[User Question]\nCompose a short travel blog post about Hawaii.\n\n"
+    )
