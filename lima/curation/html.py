@@ -15,7 +15,7 @@ import html_to_markdown as h2m
 import lxml.html
 
 # Enum fields are given as the binding's enum members: strings would be re-parsed on every call.
-_OPTIONS = h2m.ConversionOptions(
+_COMMON = dict(
     heading_style=h2m.HeadingStyle.ATX,
     list_indent_type=h2m.ListIndentType.SPACES,
     bullets="-",
@@ -34,22 +34,29 @@ _OPTIONS = h2m.ConversionOptions(
     escape_misc=False,
     autolinks=False,
     skip_images=True,
-    strip_tags=["a"],  # keep a link's text, drop its target
     extract_metadata=False,
 )
+# markup "lima": the inline tags whose markup goes (their text stays), stripped by the converter itself.
+_INLINE_MARKUP = ("strong", "b", "em", "i", "u", "mark", "del", "s", "strike", "ins", "sup", "sub", "small",
+                  "big", "span", "font", "abbr", "cite", "q", "dfn", "var", "samp")  # fmt: skip
+_OPTIONS = h2m.ConversionOptions(**_COMMON, strip_tags=["a"])  # keep a link's text, drop its target
+_LIMA_OPTIONS = h2m.ConversionOptions(**_COMMON, strip_tags=["a", *_INLINE_MARKUP])
 _BLANKS = re.compile(r"\n{3,}")
 _BARE_URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*", re.I)  # the whole token that holds a URL
 
 
-# markup "lima": the tags whose markup goes (their text stays), and the block tags that become paragraphs.
-_INLINE_MARKUP = ("strong", "b", "em", "i", "u", "mark", "del", "s", "strike", "ins", "sup", "sub", "small",
-                  "big", "span", "font", "abbr", "cite", "q", "dfn", "var", "samp")  # fmt: skip
+# markup "lima": block tags rewritten before conversion (headings become paragraphs, …); only bodies that hold
+# one pay for the rewrite (an lxml round trip, ~1 ms).
+_BLOCK_MARKUP = re.compile(
+    r"<(?:h[1-6]|blockquote|table|hr|dl|dt|dd|kbd|details|summary|figure|center)\b", re.I
+)
 _AS_PARAGRAPH = ("h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "caption", "figcaption")
 _AS_DIV = ("blockquote", "dl", "details", "summary", "figure", "center", "section", "article", "aside")
 
 
-def plain_markup(html: str) -> str:
-    """The body with only what LIMA keeps marked up: code (blocks and inline), lists and paragraphs."""
+def plain_blocks(html: str) -> str:
+    """The body with its block markup that LIMA removes turned into paragraphs (inline markup is left to the
+    converter's ``strip_tags``)."""
     if not html.strip():
         return html
     root = lxml.html.fragment_fromstring(html, create_parent="div")
@@ -74,9 +81,6 @@ def plain_markup(html: str) -> str:
         table.getparent().replace(table, replacement)
     for element in list(root.iter("hr")):
         element.drop_tree()  # (its tail text stays)
-    for element in list(root.iter(*_INLINE_MARKUP)):
-        if element.getparent() is not None:
-            element.drop_tag()
     return lxml.html.tostring(root, encoding="unicode")
 
 
@@ -84,8 +88,11 @@ def html_to_markdown(html: str, markup: str = "markdown") -> str:
     """Convert a post body to Markdown (``markdown``) or to LIMA's text with only code and lists marked up
     (``lima``); bare URLs left in the text are removed too."""
     if markup == "lima":
-        html = plain_markup(html)
-    markdown = h2m.convert(html, _OPTIONS).content or ""
+        if _BLOCK_MARKUP.search(html):
+            html = plain_blocks(html)
+        markdown = h2m.convert(html, _LIMA_OPTIONS).content or ""
+    else:
+        markdown = h2m.convert(html, _OPTIONS).content or ""
     markdown = strip_urls(markdown)
     if "\n\n\n" in markdown:  # rare; the regex alone costs a quarter of the conversion
         markdown = _BLANKS.sub("\n\n", markdown)
