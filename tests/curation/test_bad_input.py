@@ -125,6 +125,16 @@ def test_csv_and_jsonl_bad_rows_are_counted(curate, tmp_path):
         ("cols.csv", b"name,body\nx,y\n", "matches no wikiHow layout"),
         ("site.7z", b"this is not a 7z archive at all", "not a readable 7z archive"),
         ("odd.jsonl", b'{"foo": 1}\n', "cannot tell the record format"),
+        (
+            "task1_no_instances.json",
+            b'{\n  "Definition": ["Do it."],\n  "Positive Examples": []\n}\n',
+            "lacks Instances",
+        ),
+        (
+            "task2_truncated.json",
+            b'{\n  "Definition": ["Do it."],\n  "Instances": [{"input": "a", ',
+            "not valid JSON",
+        ),
     ],
 )
 def test_whole_file_problems_exit_2(curate, tmp_path, name, content, needle):
