@@ -155,7 +155,10 @@ def read_grammar(value: str) -> str:
     if "::=" not in value:
         if not path.is_file():
             raise LimaError(f"grammar: {value!r} is neither a GBNF grammar (no '::=') nor a file")
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise LimaError(f"grammar: {path}: not UTF-8 text; save the grammar file as UTF-8") from None
     return value
 
 

@@ -252,3 +252,16 @@ def test_judge_refuses_empty_inputs_with_exit_2(tmp_path, cli):
         result = cli("judge", str(config), "--a", str(gen_a), "--b", str(gen_b), "--out", str(tmp_path / "x"))
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_grammar_from_a_file_and_a_value_that_is_neither(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from lima.eval.judge import PairwiseJudge
+
+    gbnf = tmp_path / "verdict.gbnf"
+    gbnf.write_text('root ::= "B" | "A"\n')
+    fields = {"verdict": "logprobs", "server": "llamacpp", "template": "pairwise_logprobs.txt"}
+    judge = PairwiseJudge(_judge(tmp_path, "http://127.0.0.1:9/v1", grammar=str(gbnf), **fields), None)
+    assert judge._mode["extra_body"]["grammar"] == 'root ::= "B" | "A"\n'
+    with pytest.raises(LimaError, match=r"grammar: 'nope.gbnf' is neither a GBNF grammar .* nor a file"):
+        PairwiseJudge(_judge(tmp_path, "http://127.0.0.1:9/v1", grammar="nope.gbnf", **fields), None)
