@@ -192,15 +192,17 @@ def import_(
 
 def export_generations(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="alpaca_eval, mt_bench or arena_hard."),
-    gen: Path = typer.Argument(..., help="lima generations (or prompt records) to write in that format."),
+    gen: Path = typer.Argument(
+        ..., help="lima generations (or prompt records, or judgments) to write in that format."
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
         help="model_outputs.json (AlpacaEval) or model_answer/<model>.jsonl (FastChat, Arena-Hard).",
     ),
 ) -> None:
-    """Write lima generations as AlpacaEval, FastChat or Arena-Hard answers, so those tools can judge them.
-    (`lima export` merges adapters into a model; this command exports generations.)"""
+    """Write lima generations as AlpacaEval, FastChat or Arena-Hard answers, so those tools can judge them
+    (also prompt records and judgments). `lima export` merges adapters into a model; this exports generations."""
     from lima.eval.formats import export_file
 
     what, count = export_file(fmt, gen, out)

@@ -82,6 +82,8 @@ def write_import(result: ImportResult, out: str | os.PathLike) -> int:
 
 def _lima_kind(records: list[dict[str, Any]], path: Path) -> str:
     first = records[0] if records else {}
+    if "prompt_id" in first and "verdict" in first:
+        return "judgments"
     if "prompt_id" in first and "output" in first:
         return "generations"
     if "id" in first and "messages" in first:
@@ -92,13 +94,20 @@ def _lima_kind(records: list[dict[str, Any]], path: Path) -> str:
 
 
 def export_file(fmt: str, path: str | os.PathLike, out: str | os.PathLike) -> tuple[str, int]:
-    """Write lima generations (or prompt records) as ``fmt``'s own file; returns (what was written, count)."""
+    """Write lima generations (or prompt records, or judgments) as ``fmt``'s own file; returns (what, count)."""
     if fmt not in EXPORT_FORMATS:
         raise LimaError(f"format {fmt!r}: export writes one of {', '.join(EXPORT_FORMATS)}")
     path = Path(path)
     records = [row.obj for row in load_rows(path)]
     kind = _lima_kind(records, path)
-    if kind == "generations":
+    if kind == "judgments":
+        rows = FORMATS[fmt].export_judgments(records)
+        what = {
+            "alpaca_eval": "annotations.json",
+            "mt_bench": "FastChat model_judgment _pair",
+            "arena_hard": "Arena-Hard model_judgment",
+        }[fmt]
+    elif kind == "generations":
         from lima.eval.io import read_generations
 
         records = read_generations(path, allow_empty=True)

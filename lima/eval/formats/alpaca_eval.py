@@ -127,3 +127,26 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for r in records
     ]
+
+
+def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``annotations.json`` rows: output_1 the baseline (lima's B), output_2 the evaluated model (A)."""
+    out = []
+    for j in judgments:
+        meta = {k: v for k, v in (j.get("meta") or {}).items() if k != "is_switched_outputs"}
+        if "preference" not in meta:
+            pref = j.get("preference")
+            meta["preference"] = (
+                1 + pref if pref is not None else {"A": 2.0, "tie": 1.5, "B": 1.0}[j["verdict"]]
+            )
+        out.append(
+            {
+                "instruction": j["prompt"],
+                "output_1": j.get("output_b"),
+                "generator_1": j.get("model_b"),
+                "output_2": j.get("output_a"),
+                "generator_2": j.get("model_a"),
+                **meta,
+            }
+        )
+    return out

@@ -174,9 +174,11 @@ def import_judgments(rows: list[Row], result: ImportResult, path: Path) -> None:
         if orders[0] is None or orders[1] is None:
             result.skip(row, "score is not one of A>>B, A>B, A=B, B>A, B>>A")
             continue
+        for order, game in zip(orders, games, strict=True):
+            order["source"] = game  # the game as arena-hard-auto wrote it, for the export
         model = str(obj.get("model") or path.stem)
         baseline = str(obj.get("baseline") or "baseline")
-        meta = rest(obj, ("uid", "question_id", "model", "baseline", "games"))
+        meta = rest(obj, ("model", "baseline", "games"))  # keeps uid / question_id, whichever it has
         result.lines.append(
             judgment(
                 source_id(obj),
@@ -219,4 +221,21 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 **meta,
             }
         )
+    return out
+
+
+def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``model_judgment/<judge>/<model>.jsonl`` rows (game 1: the baseline shown first)."""
+    out = []
+    for j in judgments:
+        meta = dict(j.get("meta") or {})
+        if "uid" not in meta and "question_id" not in meta:
+            meta["uid"] = j["prompt_id"]
+        by_order = {o.get("order"): o for o in j.get("orders") or []}
+        games = [
+            by_order[order].get("source")
+            or {"score": by_order[order]["level"], "judgment": by_order[order].get("raw")}
+            for order in ("BA", "AB")
+        ]
+        out.append({**meta, "model": j.get("model_a"), "baseline": j.get("model_b"), "games": games})
     return out

@@ -227,6 +227,31 @@ def import_judgments(rows: list[Row], result: ImportResult, path: Path, question
         result.notes["reparse"] = reparse
 
 
+def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``model_judgment/<judge>_pair.jsonl`` rows: game 1 showed model_1 first, game 2 model_2."""
+    winner = {"A": "model_1", "B": "model_2", "tie": "tie", None: "error"}
+    out = []
+    for j in judgments:
+        qid, turn = split_turn_id(str(j["prompt_id"]))
+        by_order = {o.get("order"): o for o in j.get("orders") or []}
+        g1, g2 = by_order.get("AB", {}), by_order.get("BA", {})
+        meta = dict(j.get("meta") or {})
+        meta.setdefault("turn", turn)
+        out.append(
+            {
+                "question_id": _source_qid(qid),
+                "model_1": j.get("model_a"),
+                "model_2": j.get("model_b"),
+                "g1_winner": winner[g1.get("verdict")],
+                "g2_winner": winner[g2.get("verdict")],
+                "g1_judgment": g1.get("raw"),
+                "g2_judgment": g2.get("raw"),
+                **meta,
+            }
+        )
+    return out
+
+
 def export_prompts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:

@@ -110,3 +110,15 @@ def test_evaluation_set_and_model_outputs_work_as_prompts_and_baseline(tmp_path)
     baseline = read_generations(RESULTS / "model_outputs.json")
     pairs = pair_generations(ours, baseline, Path("ours.jsonl"), RESULTS / "model_outputs.json")
     assert [b["output"] for _, b in pairs] == [f"Tiny answer {k}: Lima." for k in range(4)]
+
+
+def test_annotations_round_trip(tmp_path, cli):
+    judgments = tmp_path / "j.jsonl"
+    assert cli("import", "alpaca_eval", str(ANNOTATIONS), "--out", str(judgments)).returncode == 0
+    back = tmp_path / "annotations.json"
+    result = cli("export-generations", "alpaca_eval", str(judgments), "--out", str(back))
+    assert result.returncode == 0, result.stderr
+    usable = [
+        r for r in json.loads(ANNOTATIONS.read_text()) if r["preference"] is not None and r["preference"] <= 2
+    ]
+    assert json.loads(back.read_text()) == usable  # the two skipped rows are not judgments

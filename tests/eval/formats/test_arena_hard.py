@@ -72,3 +72,13 @@ def test_questions_round_trip(tmp_path, cli):
     assert cli("export-generations", "arena_hard", str(prompts), "--out", str(again)).returncode == 0
     load = lambda p: [json.loads(line) for line in p.read_text().splitlines()]  # noqa: E731
     assert load(again) == load(DATA / "question.jsonl")
+
+
+def test_judgments_round_trip(tmp_path, cli):
+    judgments = tmp_path / "j.jsonl"
+    assert cli("import", "arena_hard", str(JUDGMENTS), "--out", str(judgments)).returncode == 0
+    back = tmp_path / "model-x.jsonl"
+    assert cli("export-generations", "arena_hard", str(judgments), "--out", str(back)).returncode == 0
+    source = [json.loads(line) for line in JUDGMENTS.read_text().splitlines()]
+    usable = [r for r in source if all(g["score"] is not None for g in r["games"])]
+    assert [json.loads(line) for line in back.read_text().splitlines()] == usable

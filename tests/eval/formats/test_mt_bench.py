@@ -202,3 +202,14 @@ def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
     assert turn1["messages"][-1]["content"].startswith(
         "[User Question]\nCompose a short travel blog post about Hawaii.\n\n"
     )
+
+
+def test_pair_judgments_round_trip(tmp_path, cli):
+    judgments = tmp_path / "j.jsonl"
+    assert cli("import", "mt_bench", str(PAIR), "--out", str(judgments)).returncode == 0
+    back = tmp_path / "gpt-4_pair.jsonl"
+    assert cli("export-generations", "mt_bench", str(judgments), "--out", str(back)).returncode == 0
+    source = [json.loads(line) for line in PAIR.read_text().splitlines()]
+    assert [json.loads(line) for line in back.read_text().splitlines()] == [
+        r for r in source if "error" not in (r["g1_winner"], r["g2_winner"])
+    ]
