@@ -66,6 +66,7 @@ if [ "$SMOKE" = 1 ]; then export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"; fi
 
 START=$SECONDS
 if [ -n "$WHEELS" ]; then
+  compgen -G "$WHEELS/*.whl" >/dev/null || { echo "gpu_check.sh: --wheels $WHEELS holds no .whl files" >&2; exit 2; }
   echo "installing $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS ..."
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
     "$WHEELS"/*.whl || { echo "gpu_check.sh: installing the wheels from $WHEELS failed" >&2; exit 2; }
@@ -95,7 +96,7 @@ run_step gpu_tests "${LIMITS[0]}" "$OUT/gpu_check_${SLUG}_pytest.log" \
 BENCH_OUT="$OUT/train_throughput_gpu_${SLUG}.json"
 MODE="--gpu"; [ "$SMOKE" = 1 ] && MODE="--smoke --timed-steps 1"  # smoke: seconds, not minutes
 run_step throughput "${LIMITS[1]}" "$OUT/gpu_check_${SLUG}_bench.log" \
-  "$PYTHON" bench/train_throughput.py $MODE --out "$BENCH_OUT" --work "$WORK" --keep-work --job-timeout 110
+  "$PYTHON" bench/train_throughput.py $MODE --out "$BENCH_OUT" --work "$WORK" --keep-work --job-timeout 150
 
 # 3. one QLoRA `lima train` of the bench's full-depth model (8B-shaped on the GPU), on the bench's QLoRA data
 MODEL="$(ls -d "$WORK"/bench-gpu-*/llama-${LAYERS}L 2>/dev/null | head -n 1)"
