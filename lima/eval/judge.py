@@ -42,7 +42,7 @@ from lima.eval.parsers import (
     verdict_schema,
 )
 from lima.eval.stats import SCORE, length_controlled_win_rate
-from lima.eval.summary import outcome_keys
+from lima.eval.summary import arena_hard_score, outcome_keys
 
 ORDERS = ("AB", "BA")  # AB: model A's answer shown first
 
@@ -403,6 +403,8 @@ def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str,
     prefs = [j.get("preference") for j in ok] if is_soft(config) else []
     soft = prefs if prefs and None not in prefs else None  # the keys `lima summarize` gives, by the same code
     summary = outcome_keys(verdicts, soft, config.bootstrap, config.seed)
+    # five-level verdicts in both orders: arena-hard-auto's weighted score too
+    summary.update(arena_hard_score(ok, resamples=config.bootstrap, seed=config.seed) or {})
     decisive_orders = [o for j in ok for o in j["orders"] if o["positional"] != "tie"]
     first_wins = sum(o["positional"] == "A" for o in decisive_orders)
     mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else None  # noqa: E731
