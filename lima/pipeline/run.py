@@ -200,14 +200,13 @@ def _generate(
     from lima.eval.formats import as_generations_file
 
     models = {"model": str(checkpoint)} | {b.name: b.model for b in config.baselines if b.model}
-    generations: dict[str, Path] = {}
+    files: dict[str, Path] = {}
     for baseline in config.baselines:
         if baseline.generations:
             path = resolve_path(baseline.generations, base_dir)
             if not path.exists():
                 raise LimaError(f"baselines.{baseline.name}.generations: {path} not found")
-            # a leaderboard model's answers (AlpacaEval, FastChat, Arena-Hard) become a lima generations file
-            generations[baseline.name] = as_generations_file(path, out_dir / "baselines" / f"{baseline.name}.jsonl")
+            files[baseline.name] = path
     made = generate_stage(
         stages["generate"],
         out_dir,
@@ -217,6 +216,12 @@ def _generate(
         skipped,
         fingerprints=[checkpoint / "lima_checkpoint.json"],
     )
+    # a leaderboard model's answers (AlpacaEval, FastChat, Arena-Hard) become a lima generations file, on the
+    # prompts the model answered (all of them, or the first test_limit)
+    generations = {
+        name: as_generations_file(path, out_dir / "baselines" / f"{name}.jsonl", made["model"])
+        for name, path in files.items()
+    }
     return made | generations
 
 

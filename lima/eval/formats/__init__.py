@@ -161,11 +161,17 @@ def foreign_prompts(path: Path, fmt: str) -> list[tuple[str, str]]:
     return [(line["id"], line["messages"][0]["content"]) for line in result.lines]
 
 
-def as_generations_file(path: Path, dest: Path) -> Path:
-    """``path`` itself when it is a lima generations file, else its answers converted into ``dest``."""
+def as_generations_file(path: Path, dest: Path, answered: Path | None = None) -> Path:
+    """``path`` itself when it is a lima generations file, else its answers converted into ``dest`` — only those
+    to prompts in the generations file ``answered`` when given (a leaderboard file covers the whole benchmark)."""
     records = foreign_generations(Path(path))
     if records is None:
         return Path(path)
+    if answered is not None:
+        from lima.eval.io import read_generations
+
+        ids = {r["prompt_id"] for r in read_generations(answered, allow_empty=True)}
+        records = [r for r in records if r["prompt_id"] in ids]
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(dest, records)
     return dest

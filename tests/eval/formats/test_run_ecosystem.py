@@ -13,14 +13,14 @@ from tests.conftest import ROOT
 from tests.eval.fake_openai import FakeOpenAI
 
 DATA = Path(__file__).parent / "data"
-CASES = {
+CASES = {  # test prompts, the leaderboard's answers, pairs judged with test_limit 2
     "alpaca_eval": (
         DATA / "alpaca_eval/alpaca_eval.json",
         DATA / "alpaca_eval/results/tiny-model/model_outputs.json",
-        4,
+        2,
     ),
-    "mt_bench": (DATA / "mt_bench/question.jsonl", DATA / "mt_bench/model_answer/gpt-3.5-turbo.jsonl", 6),
-    "arena_hard": (DATA / "arena_hard/question.jsonl", DATA / "arena_hard/model_answer/gpt-4-0314.jsonl", 5),
+    "mt_bench": (DATA / "mt_bench/question.jsonl", DATA / "mt_bench/model_answer/gpt-3.5-turbo.jsonl", 4),
+    "arena_hard": (DATA / "arena_hard/question.jsonl", DATA / "arena_hard/model_answer/gpt-4-0314.jsonl", 2),
 }
 
 
@@ -78,6 +78,7 @@ def test_run_on_benchmark_prompts_against_leaderboard_answers(tmp_path, tiny_mod
             "test_prompts": str(prompts),
             "baselines": [{"name": "leaderboard", "generations": str(baseline)}],
             "report_samples": 1,
+            "test_limit": 2,  # the leaderboard file covers every prompt: only the answered ones are judged
         }
         path = tmp_path / "experiment.yaml"
         path.write_text(yaml.safe_dump(config))
