@@ -456,6 +456,11 @@ def run_judging(
     gen_a, gen_b, out_dir = Path(gen_a), Path(gen_b), Path(out_dir)
     records_a = _first_samples(read_generations(gen_a, config.allow_empty))
     records_b = _first_samples(read_generations(gen_b, config.allow_empty))
+    from lima.eval.formats import detect
+
+    if detect(gen_b) is not None:  # a leaderboard model's answers cover the whole benchmark: keep A's prompts
+        ids_a = {r["prompt_id"] for r in records_a}
+        records_b = [r for r in records_b if r["prompt_id"] in ids_a]
     if not {r["prompt_id"] for r in records_a} & {r["prompt_id"] for r in records_b}:
         raise LimaError(
             f"{gen_a} and {gen_b}: no prompt in common, so nothing to judge; "

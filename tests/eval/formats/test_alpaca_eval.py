@@ -122,3 +122,32 @@ def test_annotations_round_trip(tmp_path, cli):
         r for r in json.loads(ANNOTATIONS.read_text()) if r["preference"] is not None and r["preference"] <= 2
     ]
     assert json.loads(back.read_text()) == usable  # the two skipped rows are not judgments
+
+
+def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
+    """`lima generate --limit 2` then `lima judge --b model_outputs.json`: the leaderboard file covers every
+    instruction; only the two answered ones are judged."""
+    import yaml
+
+    from lima.core.config import load_config
+    from lima.eval.config import JudgeConfig
+    from lima.eval.io import read_prompts
+    from lima.eval.judge import run_judging
+    from tests.eval.fake_openai import FakeOpenAI
+
+    ours = tmp_path / "ours.jsonl"
+    rows = [
+        {"prompt_id": p.id, "prompt": p.text, "model": "lima", "output": "ours"}
+        for p in read_prompts(DATA / "alpaca_eval.json")[:2]
+    ]
+    ours.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
+        path = tmp_path / "judge.yaml"
+        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
+        path.write_text(
+            yaml.safe_dump({"endpoint": endpoint, "template": "mt_bench_pair_v2.txt", "parser": "mtbench"})
+        )
+        summary = run_judging(
+            load_config(path, JudgeConfig), ours, RESULTS / "model_outputs.json", tmp_path / "run"
+        )
+    assert (summary["n"], summary["model_b"]) == (2, "tiny-model")
