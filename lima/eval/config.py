@@ -30,7 +30,7 @@ class DecodingConfig(Config):
 
 
 class GenerateConfig(Config):
-    """``lima generate``: one response per test prompt."""
+    """``lima generate``: ``decoding.samples`` responses per test prompt (LIMA: 1; its ablations: 5)."""
 
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
     model: str = Field(
@@ -42,7 +42,7 @@ class GenerateConfig(Config):
     prompt_format: Literal["auto", "lima_test", "records", "text", "generations"] = "auto"
     decoding: DecodingConfig = DecodingConfig()
     system_prompt: str | None = None
-    batch_size: int = Field(8, ge=1, description="prompts per generate() call (transformers backend)")
+    batch_size: int = Field(8, ge=1, description="responses per generate() call (transformers backend)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str | None = Field(None, description="cuda, cpu, ... (default: cuda when available)")
     endpoint: EndpointConfig | None = Field(None, description="openai backend: where to send the prompts")
