@@ -211,11 +211,38 @@ def _ci(values: list[float], resamples: int, seed: int) -> list[float | None]:
     return [round(low, 4), round(high, 4)]
 
 
+def _soft_block(
+    scored: list[tuple[PairItem, dict[str, Any]]], resamples: int, seed: int
+) -> dict[str, Any] | None:
+    """How often a soft judge's pair preference (P(first answer better), both orders averaged, so position
+    bias cancels) lies on the humans' side of 0.5, over pairs the humans did not call a tie; chance is 0.5."""
+    prefs = [
+        (j["preference"], item.meta["gold"])
+        for item, j in scored
+        if j.get("preference") is not None and item.meta["gold"] != "tie"
+    ]
+    if not prefs:
+        return None
+    credit = [0.5 if p == 0.5 else float((p > 0.5) == (gold == "A")) for p, gold in prefs]
+    ci95 = _ci(credit, resamples, seed)
+    return {
+        "n": len(credit),
+        "agreement": round(sum(credit) / len(credit), 4),
+        "ci95": ci95,
+        "chance": 0.5,
+        "separates": ci95[0] is not None and ci95[0] > 0.5,
+        "mean_preference_for_human_choice": round(
+            sum(p if gold == "A" else 1 - p for p, gold in prefs) / len(prefs), 4
+        ),
+    }
+
+
 def calibration_block(
     items: Sequence[PairItem],
     judgments: Sequence[dict[str, Any]],
     resamples: int = 1000,
     seed: int = 0,
+    soft: bool = False,
 ) -> dict[str, Any]:
     """Agreement of the judge's combined verdicts with the gold labels of ``items``, with bootstrap 95% CIs
     over pairs, the answer-blind chance level, position consistency and length bias. Pairs without a verdict
@@ -256,6 +283,7 @@ def calibration_block(
         else None,
         "longer_wins_pct_judge": _longer_wins_pct([i for i, _ in scored], preds),
         "longer_wins_pct_human": _longer_wins_pct(list(items), [i.meta["gold"] for i in items]),
+        **({"soft": _soft_block(scored, resamples, seed)} if soft else {}),
     }
 
 
@@ -272,6 +300,13 @@ def judge_hash(config: Any) -> str:
 def _verdict_settings(config: Any) -> dict[str, Any]:
     """Settings that change the combined verdicts without changing a single reply (so not in the hash)."""
     return {name: getattr(config, name, None) for name in ("parser", "combine", "verdict")}
+
+
+def _is_soft(config: Any) -> bool:
+    """Whether the judge gives probabilities (logprob verdicts, or a panel that averages them)."""
+    from lima.eval import judge
+
+    return bool(getattr(judge, "is_soft", lambda _: False)(config))
 
 
 def calibrations_dir() -> Path:
@@ -328,13 +363,36 @@ def calibration_note(block: dict[str, Any] | None) -> str:
             "this judge cannot separate the answers"
         )
     low, high = block["ci95"]["tie_discounted_accuracy"]
+    acc_low, acc_high = block["ci95"]["accuracy"]
     text = (
         f"agreement with humans on {block['n']} pairs of {labels}: {_pct(block['tie_discounted_accuracy'])} "
-        f"tie-discounted (95% CI {_pct(low)}–{_pct(high)}), accuracy {_pct(block['accuracy'])}; "
-        f"chance {_pct(block['chance']['tie_discounted_accuracy'])}"
+        f"tie-discounted (95% CI {_pct(low)}–{_pct(high)}), accuracy {_pct(block['accuracy'])} "
+        f"(95% CI {_pct(acc_low)}–{_pct(acc_high)}); chance {_pct(block['chance']['tie_discounted_accuracy'])} "
+        f"tie-discounted / {_pct(block['chance']['accuracy'])} accuracy"
     )
+    biases = []
+    if (consistency := block.get("position_consistency")) is not None:
+        biases.append(f"position consistency {consistency:.0f}%")
+    if (longer := block.get("longer_wins_pct_judge")) is not None:
+        human = block.get("longer_wins_pct_human")
+        humans = f" (humans {human:.0f}%)" if human is not None else ""
+        biases.append(f"longer answer preferred in {longer:.0f}% of decisive verdicts{humans}")
+    if biases:
+        text += "; " + ", ".join(biases)
+    soft = block.get("soft")
+    if soft:
+        soft_low, soft_high = soft["ci95"]
+        text += (
+            f"; its soft preference (both orders averaged) sides with the humans on {_pct(soft['agreement'])} "
+            f"of {soft['n']} decisive pairs (95% CI {_pct(soft_low)}–{_pct(soft_high)}, chance 50%)"
+        )
     if block.get("separates"):
         return text + ": above chance"
+    if soft and soft.get("separates"):
+        return (
+            text + ": its verdicts cannot separate the answers (the CI includes chance), but its soft "
+            "preferences can: read the soft win rate, not the win rate"
+        )
     if block.get("below_chance"):
         return text + ": BELOW chance, this judge prefers the worse answer; its win rates are not evidence"
     return (
@@ -382,7 +440,7 @@ def run_calibration(
             item.id: {"verdict": item.meta["gold"], "category": item.meta.get("category")} for item in items
         }
         report = agreement_report(pred, gold)
-        block = calibration_block(items, judgments, config.bootstrap, config.seed)
+        block = calibration_block(items, judgments, config.bootstrap, config.seed, soft=_is_soft(config))
         golds = [item.meta["gold"] for item in items]
         block["labels"] = {
             "name": labels.name,

@@ -238,3 +238,22 @@ def test_run_calibrate_stage_skips_and_restores_the_store(tmp_path, monkeypatch)
         assert skipped == ["calibrate"] and len(fake.requests) == 20
     assert again["tie_discounted_accuracy"] == first["tie_discounted_accuracy"]
     assert find_calibration(judge)["n"] == 10
+
+
+def test_soft_preferences_are_calibrated_apart_from_verdicts():
+    """A position-biased logprob judge: every verdict a tie, yet its order-averaged preference leans the
+    humans' way on 3 of 4 decisive pairs — the note sends the reader to the soft win rate."""
+    golds = ["A", "B"] * 20 + ["tie"] * 4
+    judgments = _judgments(["tie"] * len(golds))
+    for i, (judgment, gold) in enumerate(zip(judgments, golds, strict=True)):
+        for_gold = 0.6 if i % 4 != 3 else 0.4  # 0.6 toward the humans' choice, except on every fourth pair
+        judgment["preference"] = 0.5 if gold == "tie" else for_gold if gold == "A" else 1 - for_gold
+    block = calibration_block(_items(golds), judgments, soft=True)
+    assert not block["separates"]
+    soft = block["soft"]
+    assert (soft["n"], soft["agreement"], soft["chance"]) == (40, 0.75, 0.5)
+    assert soft["separates"] and soft["ci95"][0] > 0.5
+    assert soft["mean_preference_for_human_choice"] == pytest.approx(0.55)
+    note = calibration_note({**block, "labels": {"name": "x"}})
+    assert "sides with the humans on 75% of 40 decisive pairs" in note and "read the soft win rate" in note
+    assert "soft" not in calibration_block(_items(golds), judgments)  # a text judge has no soft block
