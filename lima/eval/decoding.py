@@ -90,7 +90,9 @@ def logits_processors(
     return chain
 
 
-def plain_generation_config(max_new_tokens: int, eos_ids: list[int], pad_id: int) -> Any:
+def plain_generation_config(
+    max_new_tokens: int, eos_ids: list[int], pad_id: int, stop_strings: list[str] | None = None
+) -> Any:
     """Greedy selection over what our processors leave, and nothing else: no top-k, penalty or warper from a
     checkpoint's ``generation_config.json``. Install it as ``model.generation_config`` too: ``generate()``
     fills the unset fields of a passed config from the model's."""
@@ -102,6 +104,7 @@ def plain_generation_config(max_new_tokens: int, eos_ids: list[int], pad_id: int
         num_beams=1,
         eos_token_id=eos_ids,
         pad_token_id=pad_id,
+        stop_strings=stop_strings or None,
     )
 
 

@@ -195,8 +195,14 @@ def generate_batch(
     from lima.eval.decoding import logits_processors, plain_generation_config
 
     pad_id = tokenizer.pad_token_id
-    generation_config = plain_generation_config(decoding.max_new_tokens, setup.stop_ids, pad_id)
-    model.generation_config = generation_config  # generate() fills a passed config's gaps from the model's
+    generation_config = plain_generation_config(
+        decoding.max_new_tokens, setup.stop_ids, pad_id, setup.stop_strings
+    )
+    # generate() fills a passed config's fields that hold library defaults (do_sample=False among them) from
+    # the model's own, so the model (under a peft wrapper too) must hold ours.
+    model.generation_config = generation_config
+    if hasattr(model, "get_base_model"):  # a peft adapter: generate() runs on the base model
+        model.get_base_model().generation_config = generation_config
     inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
     processors = logits_processors(
@@ -208,9 +214,7 @@ def generate_batch(
         seeds,
         model.device,
     )
-    extra: dict[str, Any] = (
-        {"stop_strings": setup.stop_strings, "tokenizer": tokenizer} if setup.plain else {}
-    )
+    extra: dict[str, Any] = {"tokenizer": tokenizer} if setup.plain else {}  # stop strings need it
     with torch.no_grad():
         output = model.generate(
             **inputs, generation_config=generation_config, logits_processor=processors, **extra
