@@ -70,6 +70,14 @@ def run(labels: Path, fmt: str, pairs: int, modes: list[str]) -> dict:
                 stats = client.stats.as_dict()
             ok = [(item, j) for item, j in zip(items, judgments, strict=True) if j["verdict"] is not None]
             agree = agreement([j["verdict"] for _, j in ok], [item.meta["gold"] for item, _ in ok])
+            # Does the soft preference P(A better) point the humans' way? Over pairs with a decisive gold label.
+            signs = [
+                0.5
+                if j["preference"] == 0.5
+                else float((j["preference"] > 0.5) == (item.meta["gold"] == "A"))
+                for item, j in ok
+                if item.meta["gold"] != "tie"
+            ]
             rows.append(
                 {
                     "mode": name,
@@ -87,9 +95,14 @@ def run(labels: Path, fmt: str, pairs: int, modes: list[str]) -> dict:
                     if ok
                     else None,
                     "verdicts": {v: sum(j["verdict"] == v for _, j in ok) for v in ("A", "B", "tie")},
+                    "preference_sign_accuracy": round(sum(signs) / len(signs), 4) if signs else None,
+                    "preferences": [
+                        {"id": item.id, "gold": item.meta["gold"], "preference": j["preference"]}
+                        for item, j in ok
+                    ],
                 }
             )
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "preferences"}), flush=True)
     gold = [item.meta["gold"] for item in items]
     return {
         "labels": str(labels),
@@ -106,18 +119,21 @@ def _markdown(result: dict) -> str:
         "",
         f"`bench/verdict_cost.py`: {result['model']}, {result['rows'][0]['pairs']} labelled pairs from "
         f"`{result['labels']}` (`--format {result['format']}`; gold A/B/tie = {result['gold']}), each pair in "
-        "both orders. Agreement is over pairs with a verdict; errors are pairs without one.",
+        "both orders. Agreement is over pairs with a verdict; errors are pairs without one. Preference sign "
+        "accuracy: over pairs with a decisive gold label, how often P(A better) (both orders averaged) is on the "
+        "humans' side of 0.5. Seconds are wall time on the shared 2-core build machine, under load.",
         "",
         "| mode | requests/pair | prompt tok | completion tok | s/pair | errors | accuracy | tie-disc. acc. "
-        "| pos. consistency % | verdicts A/B/tie |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| preference sign acc. | pos. consistency % | verdicts A/B/tie |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         v = r["verdicts"]
         lines.append(
             f"| {r['mode']} | {r['requests_per_pair']} | {r['prompt_tokens']} | {r['completion_tokens']} | "
             f"{r['seconds_per_pair']} | {r['errors']}/{r['pairs']} | {r['accuracy']} | "
-            f"{r['tie_discounted_accuracy']} | {r['position_consistency']} | {v['A']}/{v['B']}/{v['tie']} |"
+            f"{r['tie_discounted_accuracy']} | {r['preference_sign_accuracy']} | {r['position_consistency']} | "
+            f"{v['A']}/{v['B']}/{v['tie']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -96,6 +96,14 @@ class JudgeConfig(Config):
         "reply instead of the JSON schema (structured) or the A|B grammar (logprobs)",
     )
     top_logprobs: int = Field(20, ge=2, le=20, description="logprobs: alternatives read per token")
+    tie_margin: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="soft judges (logprobs, panels with vote: mean): a pair's verdict comes from its preference "
+        "P(A better), averaged over both orders: A above 0.5 + margin, B below 0.5 - margin, else a tie "
+        "(AlpacaEval 2's discrete win rate at 0); `combine` applies to the other judges",
+    )
     reasoning_max_chars: int | None = Field(
         400,
         ge=1,

@@ -362,6 +362,14 @@ class PairwiseJudge:
         opened.append(client)
         return client
 
+    def _pair_verdict(self, ab: dict[str, Any], ba: dict[str, Any], preference: float) -> str:
+        """Soft judges decide on the preference averaged over both orders, which cancels a constant position
+        bias (a judge that always leans to the first answer still moves with the answers); the others combine
+        the two orders' verdicts (strict / lenient)."""
+        if is_soft(self.config):
+            return _soft_verdict(preference, self.config.tie_margin)
+        return combine(ab["verdict"], ba["verdict"], self.config.combine)
+
     def judge(self, items: Sequence[PairItem], desc: str = "judging") -> list[dict[str, Any]]:
         """One judgment dict per item, in order; each keeps the raw reply of every order."""
         state = self.judge_orders(items, desc)
@@ -369,6 +377,7 @@ class PairwiseJudge:
         for i, item in enumerate(items):
             ab, ba = state[(i, "AB")], state[(i, "BA")]
             ok = ab["verdict"] is not None and ba["verdict"] is not None
+            preference = round((ab["p_first"] + 1 - ba["p_first"]) / 2, 6) if ok else None
             judgments.append(
                 {
                     "prompt_id": item.id,
@@ -377,10 +386,10 @@ class PairwiseJudge:
                     "output_b": item.answer_b,
                     "len_a": len(item.answer_a),
                     "len_b": len(item.answer_b),
-                    "verdict": combine(ab["verdict"], ba["verdict"], self.config.combine) if ok else None,
+                    "verdict": self._pair_verdict(ab, ba, preference) if ok else None,
                     "consistent": (ab["verdict"] == ba["verdict"]) if ok else None,
                     # P(model A's answer is better), both orders averaged: AlpacaEval 2's soft preference.
-                    "preference": round((ab["p_first"] + 1 - ba["p_first"]) / 2, 6) if ok else None,
+                    "preference": preference,
                     "error": None
                     if ok
                     else "; ".join(f"{e['order']}: {e['error']}" for e in (ab, ba) if e["error"]),
@@ -389,6 +398,10 @@ class PairwiseJudge:
                 }
             )
         return judgments
+
+
+def _soft_verdict(preference: float, margin: float) -> str:
+    return "A" if preference > 0.5 + margin else "B" if preference < 0.5 - margin else "tie"
 
 
 def _add_stats(total: Any, part: Any) -> None:

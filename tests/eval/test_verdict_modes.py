@@ -265,3 +265,29 @@ def test_grammar_from_a_file_and_a_value_that_is_neither(tmp_path):
     assert judge._mode["extra_body"]["grammar"] == 'root ::= "B" | "A"\n'
     with pytest.raises(LimaError, match=r"grammar: 'nope.gbnf' is neither a GBNF grammar .* nor a file"):
         PairwiseJudge(_judge(tmp_path, "http://127.0.0.1:9/v1", grammar="nope.gbnf", **fields), None)
+
+
+def test_soft_verdict_cancels_a_constant_position_bias(tmp_path):
+    """A logprob judge that always leans to the first answer (A likelier in both orders) but leans less when the
+    better answer is second: per-order verdicts disagree (a tie under strict combining), while the preference
+    averaged over both orders still picks the better answer. tie_margin turns close calls into ties."""
+    a, b = _pairs(tmp_path)
+
+    def biased(body: dict) -> dict[str, float]:
+        first, second = _answers(body)
+        p_first = 0.9 if "GOOD" in first else 0.6 if "GOOD" in second else 0.75
+        return {"A": math.log(p_first), "B": math.log(1 - p_first)}
+
+    fields = {"verdict": "logprobs", "server": "openai", "template": "pairwise_logprobs.txt"}
+    with FakeOpenAI(reply=lambda body: "A", first_token_logprobs=biased) as fake:
+        summary = run_judging(_judge(tmp_path, fake.base_url, **fields), a, b, tmp_path / "run")
+        wide = run_judging(_judge(tmp_path, fake.base_url, tie_margin=0.2, **fields), a, b, tmp_path / "wide")
+    judgments = {
+        j["prompt_id"]: j
+        for j in map(json.loads, (tmp_path / "run" / "judgments.jsonl").read_text().splitlines())
+    }
+    assert [o["positional"] for o in judgments["p1"]["orders"]] == ["A", "A"]  # the bias, in both orders
+    assert judgments["p1"]["consistent"] is False and judgments["p1"]["preference"] == pytest.approx(0.65)
+    assert judgments["p1"]["verdict"] == "A" and judgments["p3"]["verdict"] == "B"
+    assert (summary["wins"], summary["losses"], summary["position_consistency"]) == (3, 1, 0.0)
+    assert wide["ties"] == 4  # |0.65 - 0.5| <= 0.2
