@@ -400,7 +400,7 @@ def calibration_note(block: dict[str, Any] | None) -> str:
     )
 
 
-_RESULT_ONLY = ("agreement", "note", "skipped_rows", "format", "client", "stored")
+_RESULT_ONLY = ("agreement", "note", "skipped_rows", "format", "client", "stored", "store_error")
 
 
 def stored_block(result: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +464,11 @@ def run_calibration(
             "client": stats,
         }
         if store:
-            result["stored"] = str(store_calibration(config, block))
+            try:
+                result["stored"] = str(store_calibration(config, block))
+            except OSError as exc:  # a read-only cache dir must not lose the calibration just measured
+                result["stored"] = None
+                result["store_error"] = f"{calibrations_dir()}: {exc.strerror or exc}; set LIMA_CACHE_DIR"
         with atomic_open(out_dir / "predictions.jsonl") as fh:
             for key, row in pred.items():
                 fh.write(json.dumps({"id": key, **row}, ensure_ascii=False) + "\n")

@@ -257,3 +257,18 @@ def test_soft_preferences_are_calibrated_apart_from_verdicts():
     note = calibration_note({**block, "labels": {"name": "x"}})
     assert "sides with the humans on 75% of 40 decisive pairs" in note and "read the soft win rate" in note
     assert "soft" not in calibration_block(_items(golds), judgments)  # a text judge has no soft block
+
+
+def test_unwritable_store_keeps_the_calibration(tmp_path, monkeypatch):
+    from lima.core.config import load_config
+    from lima.eval.calibrate import run_calibration
+    from lima.eval.config import JudgeConfig
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("LIMA_CACHE_DIR", str(blocker))  # calibrations/ cannot be created under a file
+    with FakeOpenAI(reply=_human_judge) as fake:
+        judge = load_config(_write_judge(tmp_path, fake.base_url), JudgeConfig, [])
+        result = run_calibration(judge, PAIRS, "lima", tmp_path / "cal", limit=4)
+    assert result["stored"] is None and "set LIMA_CACHE_DIR" in result["store_error"]
+    assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["n"] == 4
