@@ -617,6 +617,7 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
         result = _dispatch(job, False, args.job_timeout)
         if result.get("status") == "ok":
             result["step_s"] = round(result["timed_s"] / result["timed_steps"], 3)
+        result["load_avg_1m"] = round(os.getloadavg()[0], 2)  # a shared machine's contention, for the reader
         report["results"][method] = result
         print(f"{method} {json.dumps(result)}", flush=True)
     lora, qlora = report["results"]["lora"], report["results"]["qlora"]
@@ -629,12 +630,14 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
     lines = [f"# QLoRA vs LoRA on CPU: `{args.model}`", "", f"- device: {report['device']}",
              f"- data: {report['data']}", f"- settings: {json.dumps(report['settings'])}",
              f"- versions: {json.dumps(report['versions'])}", f"- peak memory: {report['peak_memory']}", "",
-             "| method | step (s) | tokens/s | peak memory (GiB) |", "| --- | ---: | ---: | ---: |"]  # fmt: skip
+             "| method | step (s) | tokens/s | peak memory (GiB) | load average (1 min) |",
+             "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for method, r in report["results"].items():
         if r.get("status") != "ok":
-            lines.append(f"| {method} | {r.get('status')}: {r.get('error')} | | |")
+            lines.append(f"| {method} | {r.get('status')}: {r.get('error')} | | | {r['load_avg_1m']} |")
         else:
-            lines.append(f"| {method} | {r['step_s']:.2f} | {r['tokens_per_s']:,.0f} | {r['peak_memory_gib']:.2f} |")
+            lines.append(f"| {method} | {r['step_s']:.2f} | {r['tokens_per_s']:,.2f} | {r['peak_memory_gib']:.2f} | "
+                         f"{r['load_avg_1m']} |")  # fmt: skip
     if "qlora_vs_lora" in report:
         ratio = report["qlora_vs_lora"]
         lines += ["", f"QLoRA / LoRA: peak memory {ratio['peak_memory']:.2f}x, step time {ratio['step_time']:.2f}x."]

@@ -114,3 +114,25 @@ def test_smoke_run_writes_report(tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "| lora | lima |" in table and "| qlora | trl |" in table and "| full | trl |" in table
     assert not list(tmp_path.glob("bench-gpu-*")), "the work directory (models, runs) is removed"
+
+
+@pytest.mark.slow  # two training subprocesses (~40 s of CPU)
+def test_cpu_adapters_report(tmp_path, tiny_model_dir):
+    """--cpu-adapters (QLoRA vs LoRA on CPU, each run in its own process) on the tiny model, one timed step."""
+    pytest.importorskip("bitsandbytes")
+    out = tmp_path / "qc.json"
+    env = {**os.environ, **THREADS, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, str(BENCH), "--cpu-adapters", "--model", str(tiny_model_dir), "--max-length", "64",
+           "--batch-size", "1", "--warmup-steps", "1", "--timed-steps", "1", "--out", str(out), "--work", str(tmp_path)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for method in ("lora", "qlora"):
+        r = report["results"][method]
+        assert r["status"] == "ok", r
+        assert r["step_s"] == pytest.approx(r["timed_s"], rel=1e-2) and r["peak_memory_gib"] > 0
+        assert r["load_avg_1m"] >= 0
+    ratio = report["qlora_vs_lora"]
+    assert ratio["step_time"] == pytest.approx(report["results"]["qlora"]["step_s"] / report["results"]["lora"]["step_s"], rel=1e-2)
+    assert "| qlora |" in out.with_suffix(".md").read_text()
+    assert not list(tmp_path.glob("bench-cpu-adapters-*")), "the work directory is removed"
