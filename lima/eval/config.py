@@ -174,6 +174,11 @@ class GradeConfig(Config):
     samples: int = Field(
         5, ge=1, le=50, description="grades per generation line (LIMA's ablations: 1 per sampled response)"
     )
+    constrained: bool = Field(
+        False,
+        description="llama.cpp servers (base_url: embedded): a GBNF grammar built from the scale limits the "
+        "reply to a grade ('Fail' | 'Pass' | 'Excellent', or 'Score: 1'…'6'), so a small judge always parses",
+    )
     temperature: float = Field(0.7, ge=0)
     max_tokens: int = Field(256, ge=1)
     parse_retries: int = Field(2, ge=0, le=10)

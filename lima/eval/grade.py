@@ -36,6 +36,12 @@ DEFAULT_TEMPLATES = {"likert": "likert_helpfulness.txt", "absolute": "lima_absol
 ABSOLUTE_LABELS = ("fail", "pass", "excellent")  # worst to best
 _ABSOLUTE_LINE = re.compile(r"\b(?:grade|rating|label|verdict)\W{0,3}\s*\**\s*(fail|pass|excellent)\b", re.I)
 _ABSOLUTE_WORD = re.compile(r"\b(fail|pass|excellent)\b", re.I)
+# Replies a constrained grader may give (llama.cpp GBNF): built here, never taken from a config, so no grammar
+# that reaches the server can be malformed.
+GRAMMARS = {
+    "absolute": 'root ::= "Fail" | "Pass" | "Excellent"',
+    "likert": 'root ::= "Score: " [1-6]',
+}
 
 
 def parse_absolute(text: str) -> str | None:
@@ -96,7 +102,8 @@ def run_grading(
     absolute = config.scale == "absolute"
     parse = parse_absolute if absolute else parse_likert
     template = load_template(config.template or DEFAULT_TEMPLATES[config.scale], ("prompt", "answer"))
-    config_hash = annotator_hash(config, template)
+    # A grammar changes the replies; unconstrained graders keep the keys their caches were written with.
+    config_hash = annotator_hash(config, template, *(("constrained",) if config.constrained else ()))
 
     def request(record: dict[str, Any], sample: int, attempt: int) -> ChatRequest:
         answer = record["output"]
@@ -110,7 +117,8 @@ def run_grading(
         response = record.get("sample", 0)
         key = stable_hash([config_hash, judged_prompt(record), answer, response, sample, attempt])
         seed = int(stable_hash([config.seed, response, sample, attempt])[:8], 16)
-        return ChatRequest(key, messages, config.temperature, config.max_tokens, seed=seed)
+        extra = {"grammar": GRAMMARS[config.scale]} if config.constrained else None
+        return ChatRequest(key, messages, config.temperature, config.max_tokens, seed=seed, extra_body=extra)
 
     cache = Path(config.cache) if config.cache else out_dir / "grade_cache.sqlite"
     slots: dict[tuple[int, int], dict[str, Any]] = {

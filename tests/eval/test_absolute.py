@@ -160,3 +160,26 @@ def test_absolute_chart(tmp_path):
         tmp_path / "absolute.png",
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("scale", "grammar", "reply", "field", "value"),
+    [
+        ("absolute", 'root ::= "Fail" | "Pass" | "Excellent"', "Pass", "label", "pass"),
+        ("likert", 'root ::= "Score: " [1-6]', "Score: 5", "score", 5.0),
+    ],
+)
+def test_constrained_grader_sends_the_scale_grammar(tmp_path, cli, scale, grammar, reply, field, value):
+    gen = _write_gen(tmp_path / "gen.jsonl", [{"prompt_id": "p1", "prompt": "q", "output": "an answer"}])
+    with FakeOpenAI(reply=lambda body: reply) as fake:
+        config = tmp_path / "grade.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {"endpoint": _endpoint(fake.base_url), "scale": scale, "samples": 1, "constrained": True}
+            )
+        )
+        result = cli("grade", str(config), "--gen", str(gen), "--out", str(tmp_path / "g"))
+        assert result.returncode == 0, result.stderr
+        assert [body.get("grammar") for body in fake.requests] == [grammar]
+    row = json.loads((tmp_path / "g" / "scores.jsonl").read_text())
+    assert row[field] == value
