@@ -292,21 +292,14 @@ def calibration_block(
 
 def judge_hash(config: Any) -> str:
     """The annotator hash of a judge config: what its replies depend on (the judge cache uses it too)."""
-    from lima.eval.judge import judge_config_hash, load_template
+    from lima.eval.judge import judge_config_hash
 
-    return judge_config_hash(config, load_template(config.template, ("prompt", "answer_a", "answer_b")))
+    return judge_config_hash(config)
 
 
 def _verdict_settings(config: Any) -> dict[str, Any]:
     """Settings that change the combined verdicts without changing a single reply (so not in the hash)."""
     return {name: getattr(config, name, None) for name in ("parser", "combine", "verdict")}
-
-
-def _is_soft(config: Any) -> bool:
-    """Whether the judge gives probabilities (logprob verdicts, or a panel that averages them)."""
-    from lima.eval import judge
-
-    return bool(getattr(judge, "is_soft", lambda _: False)(config))
 
 
 def calibrations_dir() -> Path:
@@ -324,7 +317,9 @@ def store_calibration(config: Any, block: dict[str, Any]) -> Path:
     entries = _read_store(path)
     entry_key = stable_hash([_verdict_settings(config), block["labels"]["sha256"]])
     entries[entry_key] = {**block, "judge_hash": key, "settings": _verdict_settings(config)}
-    write_json(path, {"judge_hash": key, "judge": config.endpoint.model, "entries": entries})
+    from lima.eval.judge import judge_name
+
+    write_json(path, {"judge_hash": key, "judge": judge_name(config), "entries": entries})
     return path
 
 
@@ -422,7 +417,7 @@ def run_calibration(
     from lima.core.llm_client import LLMClient
     from lima.core.manifest import RunManifest
     from lima.eval.agreement import agreement_report
-    from lima.eval.judge import PairwiseJudge
+    from lima.eval.judge import PairwiseJudge, is_soft
 
     labels = Path(labels)
     items, skipped = read_labelled_pairs(labels, fmt)
@@ -440,7 +435,7 @@ def run_calibration(
             item.id: {"verdict": item.meta["gold"], "category": item.meta.get("category")} for item in items
         }
         report = agreement_report(pred, gold)
-        block = calibration_block(items, judgments, config.bootstrap, config.seed, soft=_is_soft(config))
+        block = calibration_block(items, judgments, config.bootstrap, config.seed, soft=is_soft(config))
         golds = [item.meta["gold"] for item in items]
         block["labels"] = {
             "name": labels.name,
