@@ -122,7 +122,7 @@ def end_of_turn_token(tokenizer: Any, template: str) -> str | None:
         return None
     if marker not in text:
         return None
-    after = text.split(marker, 1)[1].lstrip(" ")
+    after = text.split(marker, 1)[1].lstrip()
     ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
     if not ids:
         return None

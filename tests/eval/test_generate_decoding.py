@@ -111,6 +111,32 @@ def test_stops_at_the_templates_end_of_turn_when_eos_is_another_token(tiny):
     assert (done.text, done.new_tokens, done.finish) == ("the", 2, "stop")
 
 
+LLAMA3 = (
+    "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}"
+    "<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+PHI3_LIKE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n<|end|>\n{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("template", "specials", "expected"),
+    [
+        (CHATML, ["<|im_start|>", "<|im_end|>"], "<|im_end|>"),
+        (LLAMA3, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], "<|eot_id|>"),
+        (PHI3_LIKE, ["<|user|>", "<|assistant|>", "<|end|>"], "<|end|>"),  # after a newline
+        (None, [], None),  # the plain template: a "User:" line, not a token, ends the turn
+    ],
+)
+def test_end_of_turn_is_read_off_the_template(tiny_model_dir, template, specials, expected):
+    from transformers import AutoTokenizer
+
+    from lima.eval.decoding import PLAIN_TEMPLATE
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    assert end_of_turn_token(tokenizer, template or PLAIN_TEMPLATE) == expected
+
+
 def test_sampling_is_nucleus_only_without_a_hidden_top_k(tmp_path, tiny_model_dir):
     """A checkpoint whose generation_config.json asks for top_k 20 and a repetition penalty, as real ones do
     (Qwen2.5: top_k 20, repetition_penalty 1.05), loaded the way `lima generate` loads it, then given nearly
