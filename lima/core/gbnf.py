@@ -8,10 +8,13 @@ there costs nothing), and a rejected one becomes a :class:`LimaError` that names
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 from lima.core.errors import LimaError
 
@@ -26,8 +29,21 @@ llama_cpp.llama_sampler_free(sampler)
 """
 
 
+def _valid_marker(grammar: str) -> Path:
+    """A file that records that this llama.cpp build parsed this grammar (so each run need not re-check)."""
+    from importlib.metadata import version
+
+    from lima.core.models import cache_dir
+
+    key = hashlib.sha256(f"{version('llama_cpp_python')}\0{grammar}".encode()).hexdigest()
+    return cache_dir() / "gbnf" / f"{key}.ok"
+
+
 @functools.lru_cache(maxsize=256)
 def _check(grammar: str) -> tuple[int, str]:
+    marker = _valid_marker(grammar)
+    if marker.is_file():
+        return (0, "")
     try:
         done = subprocess.run(
             [sys.executable, "-c", _CHECK],
@@ -37,6 +53,10 @@ def _check(grammar: str) -> tuple[int, str]:
         )
     except subprocess.TimeoutExpired:
         return (-1, "the grammar check timed out")
+    if done.returncode == 0:
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
     return (done.returncode, done.stderr.decode("utf-8", "replace"))
 
 

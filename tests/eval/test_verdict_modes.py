@@ -291,3 +291,22 @@ def test_soft_verdict_cancels_a_constant_position_bias(tmp_path):
     assert judgments["p1"]["verdict"] == "A" and judgments["p3"]["verdict"] == "B"
     assert (summary["wins"], summary["losses"], summary["position_consistency"]) == (3, 1, 0.0)
     assert wide["ties"] == 4  # |0.65 - 0.5| <= 0.2
+
+
+def test_a_valid_grammar_is_checked_once_per_llama_cpp_build(tmp_path, monkeypatch):
+    pytest.importorskip("llama_cpp")
+    import subprocess
+
+    from lima.core import gbnf
+
+    monkeypatch.setenv("LIMA_CACHE_DIR", str(tmp_path))
+    runs = []
+    real_run = subprocess.run
+    monkeypatch.setattr(gbnf.subprocess, "run", lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    grammar = f'root ::= "A" | "B" # {tmp_path.name}'
+    for _ in range(2):
+        gbnf._check.cache_clear()
+        assert gbnf.grammar_problem(grammar) is None
+    assert len(runs) == 1  # the second process-level check found the marker
+    gbnf._check.cache_clear()
+    assert gbnf.grammar_problem('root ::= "A" | [B-') is not None and len(runs) == 2  # invalid: never marked
