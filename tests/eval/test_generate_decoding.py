@@ -342,3 +342,55 @@ def test_openai_backend_asks_which_server_it_talks_to(tmp_path):
 def test_lima_recipe_train_configs_pin_limas_template():
     for path in sorted((ROOT / "configs/train").glob("lima*.yaml")):
         assert yaml.safe_load(path.read_text())["chat_template"] == "lima", path
+
+
+def test_vllm_backend_gets_the_same_decoding(tmp_path, tiny_model_dir, prompts, monkeypatch):
+    """vLLM is a GPU extra; a stand-in module records what the backend hands it."""
+    import sys
+    import types
+
+    from transformers import AutoTokenizer
+
+    calls: list[dict] = []
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    class LLM:
+        def __init__(self, **kwargs):
+            self.tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+            self.tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+            self.tokenizer.chat_template = CHATML
+
+        def get_tokenizer(self):
+            return self.tokenizer
+
+        def chat(self, messages, params, chat_template, use_tqdm):
+            calls.append(
+                {"messages": messages, "params": [p.kwargs for p in params], "template": chat_template}
+            )
+            done = types.SimpleNamespace(text=" an answer ", token_ids=[5, 6], finish_reason="stop")
+            return [types.SimpleNamespace(outputs=[done]) for _ in messages]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    config = _gen_config(tmp_path, prompts, samples=2).model_copy(update={"backend": "vllm"})
+    out = run_generation(config, tmp_path / "v.jsonl", model=str(tiny_model_dir), limit=2)
+    [call] = calls
+    assert call["template"] == CHATML and len(call["params"]) == 4
+    im_end = LLM().tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for params in call["params"]:
+        assert (params["top_k"], params["min_p"], params["top_p"], params["temperature"]) == (
+            -1,
+            0.0,
+            0.9,
+            0.7,
+        )
+        assert params["repetition_penalty"] == 1.2 and im_end in params["stop_token_ids"]
+    records = _lines(out)
+    assert [p["seed"] for p in call["params"]] == [r["settings"]["sample_seed"] for r in records]
+    assert [r["settings"]["sample_seed"] for r in records] == [
+        sample_seed(0, pid, k) for pid in ("p-1", "p-2") for k in range(2)
+    ]
+    assert records[0]["settings"]["sent"] == call["params"][0]
+    assert records[0]["settings"]["repetition_penalty_scope"].startswith("prompt and generated")
