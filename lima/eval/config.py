@@ -63,7 +63,7 @@ class JudgeConfig(Config):
 
     endpoint: EndpointConfig = EndpointConfig()
     template: str = Field("lima_3way.txt", description="a file in lima/eval/prompts/ or a path")
-    parser: Literal["lima_3way", "mtbench", "arena_hard"] = "lima_3way"
+    parser: Literal["lima_3way", "mtbench", "arena_hard", "fastchat"] = "lima_3way"
     system_prompt: str | None = None
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(512, ge=1)

@@ -110,6 +110,7 @@ PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
 VERDICT_ENUMS: dict[str, dict[str, Verdict]] = {
     "lima_3way": {"A": "A", "B": "B", "tie": "tie"},
     "mtbench": {"A": "A", "B": "B", "C": "tie"},
+    "fastchat": {"A": "A", "B": "B", "C": "tie"},
     "arena_hard": {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"},
 }
 _JSON_VERDICT = re.compile(r'"verdict"\s*:\s*"([^"]*)"')

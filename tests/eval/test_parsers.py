@@ -154,3 +154,13 @@ def test_logprobs_without_either_letter_is_none():
 
     assert parse_logprobs(_token("The", {"The": math.log(0.9), "I": math.log(0.1)})) is None
     assert parse_logprobs([]) is None and parse_logprobs(None) is None
+
+
+def test_every_pairwise_parser_can_be_chosen_in_a_judge_config():
+    """A parser that exists but that JudgeConfig rejects (or that has no structured enum) is unusable."""
+    from lima.eval.config import JudgeConfig
+    from lima.eval.parsers import PAIRWISE_PARSERS, VERDICT_ENUMS
+
+    for name in PAIRWISE_PARSERS:
+        assert JudgeConfig(parser=name).parser == name
+        assert name in VERDICT_ENUMS
