@@ -42,7 +42,7 @@ def generate(
     out: Path = typer.Option(None, "--out", help="Output JSONL (default runs/generations/<model>.jsonl)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
 ) -> None:
-    """Generate one response per prompt (LIMA decoding by default); resumes an interrupted run."""
+    """Generate decoding.samples responses per prompt (LIMA decoding by default); resumes an interrupted run."""
     from lima.core.config import load_config
     from lima.eval.config import GenerateConfig
     from lima.eval.generate import run_generation

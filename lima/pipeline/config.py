@@ -97,7 +97,7 @@ class ExperimentConfig(Config):
     test_limit: int | None = Field(None, ge=1)
     baselines: list[Baseline] = Field(default_factory=list)
     grade_samples: int | None = Field(
-        None, ge=1, description="Likert samples per prompt (default: the grade config's)"
+        None, ge=1, description="grades per generated response (default: the grade config's samples)"
     )
     report_samples: int = Field(5, ge=0, description="generations shown side by side in the report")
 
@@ -142,7 +142,10 @@ class AblationConfig(Config):
     prompts: str
     prompt_limit: int | None = Field(None, ge=1)
     samples: int | None = Field(
-        None, ge=1, description="graded samples per prompt (default: the grade config's; LIMA: 5)"
+        None,
+        ge=1,
+        description="sampled responses per prompt, each graded grade.samples times "
+        "(default: the generate config's decoding.samples; LIMA: 5 responses, graded once)",
     )
     devices: list[str] = Field(
         default_factory=list, description="CUDA devices to spread arms over ([] = in sequence)"
