@@ -616,7 +616,7 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
         print(f"{method} ...", flush=True)
         result = _dispatch(job, False, args.job_timeout)
         if result.get("status") == "ok":
-            result["step_s"] = round(result["timed_s"] / result["timed_steps"], 3)
+            result["step_s"] = round(result["timed_s"] / result["timed_steps"], 4)
         result["load_avg_1m"] = round(os.getloadavg()[0], 2)  # a shared machine's contention, for the reader
         report["results"][method] = result
         print(f"{method} {json.dumps(result)}", flush=True)

@@ -299,7 +299,10 @@ def judge_hash(config: Any) -> str:
 
 def _verdict_settings(config: Any) -> dict[str, Any]:
     """Settings that change the combined verdicts without changing a single reply (so not in the hash)."""
-    return {name: getattr(config, name, None) for name in ("parser", "combine", "verdict")}
+    settings = {name: getattr(config, name, None) for name in ("parser", "combine", "verdict")}
+    if getattr(config, "verdict", None) == "logprobs" or getattr(config, "panel", None) is not None:
+        settings["tie_margin"] = getattr(config, "tie_margin", None)  # soft judges: decides ties
+    return settings
 
 
 def calibrations_dir() -> Path:

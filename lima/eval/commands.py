@@ -73,7 +73,7 @@ def judge(
     summary = run_judging(cfg, a, b, out, limit=limit)
     from lima.eval.report import SUMMARY_KEYS
 
-    _echo_table({k: summary[k] for k in SUMMARY_KEYS})
+    _echo_table({k: summary[k] for k in SUMMARY_KEYS if k in summary})  # soft_win_rate: soft judges only
     client = summary["client"]
     typer.echo(
         f"requests {client['requests']}, cache hits {client['cache_hits']}, "
@@ -96,7 +96,8 @@ def grade(
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/grade/<GEN>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
 ) -> None:
-    """Likert 1–6 helpfulness of single answers (LIMA's ablation metric): mean with a 95% CI."""
+    """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI) or, with
+    scale: absolute, LIMA's Fail / Pass / Excellent."""
     from lima.core.config import load_config
     from lima.eval.config import GradeConfig
     from lima.eval.grade import run_grading
@@ -105,7 +106,10 @@ def grade(
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
     summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
-    _echo_table({k: summary[k] for k in ("model", "n", "errors", "samples", "mean", "ci95")})
+    keys = ("model", "n", "errors", "samples", "mean", "ci95")
+    if summary.get("scale") == "absolute":
+        keys = ("model", "n", "errors", "excellent_pct", "pass_pct", "fail_pct")
+    _echo_table({k: summary.get(k) for k in keys})
     typer.echo(f"scores: {out / 'scores.jsonl'}")
 
 
@@ -250,7 +254,7 @@ def calibrate(
     config: Path = typer.Argument(..., help="A judge config."),
     overrides: list[str] = OVERRIDES,
     labels: Path = typer.Option(..., "--labels", help="Human-labelled pairwise set."),
-    fmt: str = typer.Option(..., "--format", help="llmbar, pandalm, autoj or mtbench."),
+    fmt: str = typer.Option(..., "--format", help="lima (data/judge_pairs.jsonl), llmbar, pandalm, autoj or mtbench."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/calibrate/<labels>-<config>)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

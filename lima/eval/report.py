@@ -114,7 +114,7 @@ pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;paddin
 # The summary fields shown for a pairwise judgment, in the CLI and the HTML report.
 SUMMARY_KEYS = (
     "model_a", "model_b", "n", "errors", "win_pct", "tie_pct", "loss_pct", "win_rate", "ci95",
-    "judge_agreement", "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
+    "soft_win_rate", "judge_agreement", "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
 )  # fmt: skip
 
 
@@ -139,7 +139,7 @@ def write_judge_report(
         "judge",
         "template",
     )
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys)
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys if k in summary)
     items = []
     for j in judgments:
         replies = "".join(

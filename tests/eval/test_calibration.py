@@ -272,3 +272,15 @@ def test_unwritable_store_keeps_the_calibration(tmp_path, monkeypatch):
         result = run_calibration(judge, PAIRS, "lima", tmp_path / "cal", limit=4)
     assert result["stored"] is None and "set LIMA_CACHE_DIR" in result["store_error"]
     assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["n"] == 4
+
+
+def test_tie_margin_of_a_soft_judge_is_part_of_its_verdict_settings():
+    """tie_margin changes a logprob judge's verdicts without changing one reply: calibrations made with
+    different margins must not be taken for each other."""
+    from lima.eval.calibrate import _verdict_settings
+    from lima.eval.config import JudgeConfig
+
+    soft = JudgeConfig(verdict="logprobs", server="llamacpp", template="pairwise_logprobs.txt")
+    assert _verdict_settings(soft) != _verdict_settings(soft.model_copy(update={"tie_margin": 0.1}))
+    text = JudgeConfig()
+    assert "tie_margin" not in _verdict_settings(text)
