@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from lima.core.errors import LimaError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
@@ -88,6 +90,31 @@ def read_jsonl_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def iter_jsonl_objects(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL input file. A missing file, bytes that are
+    not UTF-8, a line that is not JSON or not an object each stop with one ``LimaError`` naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise LimaError(f"{path}: {what} not found")
+    with open(path, encoding="utf-8-sig") as fh:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise LimaError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict):
+                    raise LimaError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                yield lineno, obj
+        except UnicodeDecodeError:
+            raise LimaError(
+                f"{path}: not UTF-8 text (after line {lineno}); re-save it as UTF-8 (e.g. iconv -t UTF-8)"
+            ) from None
 
 
 def resolve_path(path: str | os.PathLike, roots: tuple[Path, ...] = ()) -> Path:

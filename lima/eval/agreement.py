@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.io import iter_jsonl_objects
 from lima.eval.stats import agreement
 
 _NORMAL = {"a": "A", "b": "B", "tie": "tie"}
@@ -20,26 +20,17 @@ def normalize_verdict(value: Any) -> str | None:
 def read_labels(path: str | os.PathLike, field: str) -> dict[str, dict[str, Any]]:
     """``{id: {"verdict": A|B|tie, "category": ...}}`` from JSONL rows with ``id`` and ``field``."""
     path = Path(path)
-    if not path.is_file():
-        raise LimaError(f"{path}: file not found")
     rows: dict[str, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LimaError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "id" not in obj or field not in obj:
-                raise LimaError(f"{path}:{lineno}: expected a JSON object with 'id' and '{field}'")
-            verdict = normalize_verdict(obj[field])
-            if verdict is None:
-                raise LimaError(f"{path}:{lineno}: {field}: {obj[field]!r} is not one of A, B, tie")
-            key = str(obj["id"])
-            if key in rows:
-                raise LimaError(f"{path}:{lineno}: duplicate id {key!r}")
-            rows[key] = {"verdict": verdict, "category": obj.get("category")}
+    for lineno, obj in iter_jsonl_objects(path):
+        if "id" not in obj or field not in obj:
+            raise LimaError(f"{path}:{lineno}: expected a JSON object with 'id' and '{field}'")
+        verdict = normalize_verdict(obj[field])
+        if verdict is None:
+            raise LimaError(f"{path}:{lineno}: {field}: {obj[field]!r} is not one of A, B, tie")
+        key = str(obj["id"])
+        if key in rows:
+            raise LimaError(f"{path}:{lineno}: duplicate id {key!r}")
+        rows[key] = {"verdict": verdict, "category": obj.get("category")}
     if not rows:
         raise LimaError(f"{path}: no rows")
     return rows

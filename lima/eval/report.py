@@ -18,22 +18,31 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
 
     ``summaries`` maps a baseline's name to a judge summary (``win_pct``, ``tie_pct``, ``loss_pct``).
     """
+    subject = model or "model"
+    parts = (
+        ("win_pct", f"{subject} wins", COLORS["win"], "white"),
+        ("tie_pct", "tie", COLORS["tie"], "black"),
+        ("loss_pct", f"{subject} loses", COLORS["loss"], "white"),
+    )
+    return _stacked_bars(summaries, parts, path, "% of prompts")
+
+
+def _stacked_bars(
+    summaries: dict[str, dict[str, Any]], parts: tuple[tuple[str, str, str, str], ...], path: Path, xlabel: str
+) -> Path:
+    """Horizontal stacked percentage bars, one per summary; ``parts`` are (key, legend, colour, text colour)
+    and a segment of at least 6% is labelled with its value."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(summaries)
-    subject = model or "model"
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.4), dpi=120)
     left = [0.0] * len(names)
-    for part, key, label in (
-        ("win", "win_pct", f"{subject} wins"),
-        ("tie", "tie_pct", "tie"),
-        ("loss", "loss_pct", f"{subject} loses"),
-    ):
+    for key, label, color, text_color in parts:
         values = [float(summaries[n].get(key) or 0.0) for n in names]
-        bars = ax.barh(names, values, left=left, color=COLORS[part], label=label, edgecolor="white")
+        bars = ax.barh(names, values, left=left, color=color, label=label, edgecolor="white")
         for bar, value in zip(bars, values, strict=True):
             if value >= 6:
                 ax.text(
@@ -42,11 +51,11 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
                     f"{value:.0f}%",
                     ha="center",
                     va="center",
-                    color="white" if part != "tie" else "black",
+                    color=text_color,
                     fontsize=9,
                 )
         left = [a + b for a, b in zip(left, values, strict=True)]
-    return _finish(fig, ax, path, "% of prompts")
+    return _finish(fig, ax, path, xlabel)
 
 
 def _finish(fig: Any, ax: Any, path: Path, xlabel: str) -> Path:
@@ -71,37 +80,11 @@ def absolute_chart(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
 
     ``summaries`` maps a model's name to an absolute grade summary (``excellent_pct``, ``pass_pct``,
     ``fail_pct``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(summaries)
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.4), dpi=120)
-    left = [0.0] * len(names)
-    for label in ("excellent", "pass", "fail"):
-        values = [float(summaries[n].get(f"{label}_pct") or 0.0) for n in names]
-        bars = ax.barh(
-            names,
-            values,
-            left=left,
-            color=ABSOLUTE_COLORS[label],
-            label=label.capitalize(),
-            edgecolor="white",
-        )
-        for bar, value in zip(bars, values, strict=True):
-            if value >= 6:
-                ax.text(
-                    bar.get_x() + bar.get_width() / 2,
-                    bar.get_y() + bar.get_height() / 2,
-                    f"{value:.0f}%",
-                    ha="center",
-                    va="center",
-                    color="black" if label == "pass" else "white",
-                    fontsize=9,
-                )
-        left = [a + b for a, b in zip(left, values, strict=True)]
-    return _finish(fig, ax, path, "% of graded responses")
+    parts = tuple(
+        (f"{label}_pct", label.capitalize(), ABSOLUTE_COLORS[label], "black" if label == "pass" else "white")
+        for label in ("excellent", "pass", "fail")
+    )
+    return _stacked_bars(summaries, parts, path, "% of graded responses")
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}

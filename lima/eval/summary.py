@@ -17,7 +17,6 @@ interval moves by a few tenths from run to run; the score itself does not).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lima.core.errors import LimaError
+from lima.core.io import iter_jsonl_objects
 from lima.eval.stats import SCORE, bootstrap_ci, outcome_summary
 
 ARENA_LEVELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
@@ -141,28 +141,19 @@ def _flip(judgment: dict[str, Any]) -> dict[str, Any]:
 
 def read_judgments(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(path)
-    if not path.is_file():
-        raise LimaError(f"{path}: judgments file not found")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LimaError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "verdict" not in obj:
-                raise LimaError(
-                    f"{path}:{lineno}: expected a judgment with 'verdict' (A, B, tie or null); "
-                    "convert other tools' files with `lima import`"
-                )
-            if obj["verdict"] not in ("A", "B", "tie", None):
-                raise LimaError(f"{path}:{lineno}: verdict: {obj['verdict']!r} is not one of A, B, tie, null")
-            pref = obj.get("preference")
-            if pref is not None and not (isinstance(pref, int | float) and 0 <= pref <= 1):
-                raise LimaError(f"{path}:{lineno}: preference: {pref!r} is not a number in [0, 1]")
-            rows.append(obj)
+    for lineno, obj in iter_jsonl_objects(path, "judgments file"):
+        if "verdict" not in obj:
+            raise LimaError(
+                f"{path}:{lineno}: expected a judgment with 'verdict' (A, B, tie or null); "
+                "convert other tools' files with `lima import`"
+            )
+        if obj["verdict"] not in ("A", "B", "tie", None):
+            raise LimaError(f"{path}:{lineno}: verdict: {obj['verdict']!r} is not one of A, B, tie, null")
+        pref = obj.get("preference")
+        if pref is not None and not (isinstance(pref, int | float) and 0 <= pref <= 1):
+            raise LimaError(f"{path}:{lineno}: preference: {pref!r} is not a number in [0, 1]")
+        rows.append(obj)
     if not rows:
         raise LimaError(f"{path}: no judgments")
     return rows
