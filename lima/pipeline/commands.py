@@ -25,6 +25,8 @@ def run(
             f"{rate:.1f}% (95% CI {ci[0]:.1f}–{ci[1]:.1f})" if rate is not None and None not in ci else "n/a"
         )
         typer.echo(f"model vs {name}: win rate {shown}, {summary.get('errors', 0)} judge errors")
+        if summary.get("judge_agreement"):  # how far this judge can be trusted, beside its win rate
+            typer.echo(f"  {summary['judge_agreement']}")
     typer.echo(f"report: {result.report_html}")
 
 

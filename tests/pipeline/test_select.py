@@ -81,3 +81,21 @@ def test_judge_without_dev_set_falls_back_and_says_so(tmp_path):
     assert result["strategy"] == "last" and result["note"] == "no dev set" and result["selected_epoch"] == 2
     with pytest.raises(LimaError, match="needs a dev set"):
         select_checkpoint(SelectConfig(strategy="dev_loss"), ckpts, None, None, None, tmp_path)
+
+
+def test_lima_run_prints_the_judges_agreement_beside_each_win_rate(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import lima.pipeline.run
+    from lima.pipeline import commands
+
+    sentence = "judge agreement 62% [46%–79%] on 24 labelled pairs, chance 58%: cannot separate the answers"
+    result = SimpleNamespace(
+        judgments={"base": {"win_rate": 58.3, "ci95": [37.5, 79.2], "errors": 0, "judge_agreement": sentence}},
+        report_html="runs/demo/report.html",
+    )
+    monkeypatch.setattr(lima.pipeline.run, "run_experiment", lambda *a, **k: result)
+    commands.run(Path("configs/experiments/demo.yaml"), [], None)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "model vs base: win rate 58.3% (95% CI 37.5–79.2), 0 judge errors"
+    assert out[1].strip() == sentence
