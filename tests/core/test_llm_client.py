@@ -79,7 +79,9 @@ def test_wrong_model_404_is_fatal_and_400_is_a_per_item_error(tmp_path):
     ):
         client.complete_many([_req("a")])
     with FakeOpenAI(statuses=[400]) as fake:
-        with LLMClient(_endpoint(fake.base_url), tmp_path / "c.sqlite") as client:
+        # One request in flight: the scripted 400 goes to the first one sent ("bad"), not to whichever of two
+        # concurrent requests reaches the fake first (that race made this test flaky).
+        with LLMClient(_endpoint(fake.base_url, concurrency=1), tmp_path / "c.sqlite") as client:
             results = client.complete_many([_req("bad"), _req("good")], progress=False)
             assert client.stats.errors == 1
         by_key = {r.key: r for r in results}
