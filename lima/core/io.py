@@ -117,6 +117,19 @@ def iter_jsonl_objects(path: str | os.PathLike, what: str = "file") -> Iterator[
             ) from None
 
 
+def parse_json_document(path: str | os.PathLike, raw: bytes, fix: str = "") -> Any:
+    """One whole JSON document read from ``path`` (BOM allowed). Bytes that are not UTF-8 or text that is not
+    JSON stop with one ``LimaError`` naming the file and the place; ``fix`` is appended to the JSON error."""
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise LimaError(f"{path}: byte {exc.start}: not UTF-8; re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise LimaError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}){fix}"
+        ) from None
+
+
 def resolve_path(path: str | os.PathLike, roots: tuple[Path, ...] = ()) -> Path:
     """A path from a config: as given when it exists (absolute, or relative to the working directory),
     else under the first of ``roots`` that holds it, else as given (so the error names what was written)."""

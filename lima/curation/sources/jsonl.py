@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError, RecordError
+from lima.core.io import parse_json_document
 from lima.core.record import Example
 from lima.curation.config import GenericFilters, RedditFilters
 from lima.curation.filters import language_reason, length_reason
@@ -89,15 +90,8 @@ def _task_head(head: bytes) -> dict[str, Any] | None:
 
 
 def _load_array(path: Path) -> list[Any]:
-    try:
-        with _opener(path) as fh:
-            data = json.loads(fh.read().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise LimaError(f"{path}: byte {exc.start}: not UTF-8; re-encode the file as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise LimaError(
-            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
+    with _opener(path) as fh:
+        data = parse_json_document(path, fh.read())
     if not isinstance(data, list):
         raise LimaError(f"{path}: expected a JSON array of objects or JSON lines")
     return data

@@ -13,14 +13,13 @@ input; the response is its first output.
 from __future__ import annotations
 
 import gzip
-import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
-from lima.core.io import stable_hash
+from lima.core.io import parse_json_document, stable_hash
 from lima.core.record import Example
 from lima.curation.config import NatInstFilters
 from lima.curation.filters import language_reason, length_reason
@@ -34,15 +33,9 @@ def load_task(path: Path) -> dict[str, Any]:
     """The task object; a file that is not one stops the run naming the file and the fix."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        task = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise LimaError(f"{path}: byte {exc.start}: not UTF-8; re-encode the task file as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise LimaError(
-            f"{path}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); re-download the task"
-        ) from None
     except (OSError, EOFError) as exc:
         raise LimaError(f"{path}: cannot read ({exc})") from None
+    task = parse_json_document(path, raw, fix="; re-download the task")
     if not isinstance(task, dict):
         raise LimaError(
             f"{path}: expected a Natural Instructions task object, found a JSON {type(task).__name__}"
