@@ -112,6 +112,15 @@ def calibration_html(summary: dict[str, Any]) -> str:
     return f"<p class={css}><b>Judge:</b> {esc(note)}</p>"
 
 
+def _shown(value: Any) -> Any:
+    """Summaries keep full precision (they must equal other tools' numbers); people read two decimals."""
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
 def write_judge_report(
     summary: dict[str, Any], judgments: list[dict[str, Any]], path: Path, chart: Path
 ) -> Path:
@@ -122,7 +131,9 @@ def write_judge_report(
         "judge",
         "template",
     )
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(summary.get(k))}</td></tr>" for k in keys if k in summary)
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td>{esc(_shown(summary.get(k)))}</td></tr>" for k in keys if k in summary
+    )
     items = []
     for j in judgments:
         replies = "".join(

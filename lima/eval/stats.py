@@ -80,7 +80,8 @@ def outcome_summary(verdicts: Sequence[str], resamples: int = 1000, seed: int = 
         "win_pct": pct("A"),
         "tie_pct": pct("tie"),
         "loss_pct": pct("B"),
-        "win_rate": round(100 * float(np.mean(scores)), 2),
+        # unrounded: it is AlpacaEval's discrete_win_rate and FastChat's win_rate_adjusted, to the last digit
+        "win_rate": 100 * float(np.mean(scores)),
         "ci95": [round(100 * low, 2), round(100 * high, 2)],
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.eval.fake_openai import FakeOpenAI
@@ -103,7 +104,7 @@ def test_judge_both_orders_reasks_errors_and_cached_rerun(tmp_path, cli):
         2,
         0,
     )
-    assert summary["win_rate"] == round(100 * 2 / 3, 2)
+    assert summary["win_rate"] == pytest.approx(100 * 2 / 3, abs=1e-12)
     assert summary["position_consistency"] == round(100 * 2 / 3, 2)
     assert summary["mean_len_a"] == round((3 + 6 + 11 + 8) / 4, 1)
     for name in ("report.html", "winrate.png", "manifest.json", "judgments.jsonl"):
