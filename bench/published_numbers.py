@@ -2,8 +2,7 @@
 
     .venv/bin/python bench/published_numbers.py \
         --alpaca-eval results/text_davinci_001/alpaca_eval_gpt4/annotations.json \
-        --leaderboard src/alpaca_eval/leaderboards/data_AlpacaEval/alpaca_eval_gpt4_leaderboard.csv \
-        --leaderboard-model text_davinci_001 \
+                      src/alpaca_eval/leaderboards/data_AlpacaEval/alpaca_eval_gpt4_leaderboard.csv text_davinci_001 \
         --fastchat-pair data/mt_bench/model_judgment/gpt-4_pair.jsonl \
         --fastchat-root DIR   # a FastChat checkout or the unpacked `fschat` wheel (fastchat/llm_judge/show_result.py)
 
@@ -48,7 +47,7 @@ def _lima_json(*args: str) -> dict[str, Any]:
 def _same(ours: float | int | None, theirs: float | int) -> dict[str, Any]:
     diff = None if ours is None else abs(float(ours) - float(theirs))
     # equal to the last few bits: pandas and numpy may sum floats in another order
-    return {"lima": ours, "published": theirs, "abs_diff": diff,
+    return {"lima": ours, "published": theirs, "abs_diff": diff, "identical": diff == 0.0,
             "equal": diff is not None and diff <= 1e-12 * max(1.0, abs(float(theirs)))}  # fmt: skip
 
 
@@ -68,7 +67,7 @@ def _is_number(text: str) -> bool:
 
 
 def check_alpaca_eval(annotations: Path, leaderboard: Path, model: str, work: Path) -> dict[str, Any]:
-    out = work / "alpaca_eval.jsonl"
+    out = work / f"alpaca_eval-{model}-{leaderboard.stem}.jsonl"
     imported = _lima_json("import", "alpaca_eval", str(annotations.resolve()), "--out", str(out))
     summary = _lima_json("summarize", str(out))
     row = leaderboard_row(leaderboard, model)
@@ -135,11 +134,16 @@ def _markdown(report: dict[str, Any]) -> str:
             f"`lima import`: {imported['converted']} converted, {imported['skipped']} skipped "
             f"{json.dumps(imported['skipped_by_reason'])}",
             "",
-            "| quantity | lima | published | equal |",
+            "| quantity | lima | published | equal (to 1e-12 relative) |",
             "|---|---|---|---|",
         ]
         for key, c in section["checks"].items():
-            lines.append(f"| {key} | {c['lima']} | {c['published']} | {'yes' if c['equal'] else '**no**'} |")
+            same = (
+                ("yes, identical" if c["identical"] else f"yes, differs by {c['abs_diff']:.1e}")
+                if c["equal"]
+                else "**no**"
+            )
+            lines.append(f"| {key} | {c['lima']} | {c['published']} | {same} |")
         reparse = imported.get("reparse")
         if reparse:
             lines += ["", f"lima's parsers over the stored judgment texts: {json.dumps(reparse)}"]
@@ -149,9 +153,14 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alpaca-eval", type=Path, help="an annotations.json")
-    parser.add_argument("--leaderboard", type=Path, help="alpaca_eval's leaderboard CSV holding that model")
-    parser.add_argument("--leaderboard-model", help="the model's name in the leaderboard CSV")
+    parser.add_argument(
+        "--alpaca-eval",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("ANNOTATIONS", "LEADERBOARD_CSV", "MODEL"),
+        help="an annotations.json, the alpaca_eval leaderboard CSV holding its model, the model's row name",
+    )
     parser.add_argument("--fastchat-pair", type=Path, help="a FastChat model_judgment/*_pair.jsonl")
     parser.add_argument("--fastchat-root", type=Path, help="where fastchat/llm_judge/show_result.py is")
     parser.add_argument("--note", default="", help="how the input files were obtained (kept in the report)")
@@ -164,15 +173,13 @@ def main() -> None:
         "note": args.note,
         "checks": {},
     }
-    inputs = [p for p in (args.alpaca_eval, args.leaderboard, args.fastchat_pair) if p]
+    inputs = [Path(p) for ann, csv_path, _ in args.alpaca_eval for p in (ann, csv_path)]
+    inputs += [args.fastchat_pair] if args.fastchat_pair else []
     report["inputs"] = [{**d, "path": Path(d["path"]).name} for d in describe_inputs(inputs)]
     with tempfile.TemporaryDirectory() as tmp:
-        if args.alpaca_eval:
-            if not (args.leaderboard and args.leaderboard_model):
-                parser.error("--alpaca-eval needs --leaderboard and --leaderboard-model")
-            report["checks"]["AlpacaEval"] = check_alpaca_eval(
-                args.alpaca_eval, args.leaderboard, args.leaderboard_model, Path(tmp)
-            )
+        for annotations, leaderboard, model in args.alpaca_eval:
+            name = f"AlpacaEval: {model}, {Path(leaderboard).stem}"
+            report["checks"][name] = check_alpaca_eval(Path(annotations), Path(leaderboard), model, Path(tmp))
         if args.fastchat_pair:
             if not args.fastchat_root:
                 parser.error("--fastchat-pair needs --fastchat-root")

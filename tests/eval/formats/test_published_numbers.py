@@ -71,16 +71,19 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict]:
 
 
 def test_alpaca_eval_row_matches_and_a_wrong_row_fails(tmp_path: Path) -> None:
-    args = ["--alpaca-eval", str(ANNOTATIONS), "--leaderboard-model", "tiny-model"]
-    rc, report = _run(tmp_path, *args, "--leaderboard", str(_leaderboard(tmp_path, "tiny-model")))
-    checks = report["checks"]["AlpacaEval"]["checks"]
+    args = ["--alpaca-eval", str(ANNOTATIONS)]
+    rc, report = _run(tmp_path, *args, str(_leaderboard(tmp_path, "tiny-model")), "tiny-model")
+    checks = report["checks"]["AlpacaEval: tiny-model, leaderboard"]["checks"]
     assert rc == 0 and report["all_equal"], checks
     # the null and the out-of-range rows are skipped, as alpaca_eval drops them
     assert checks["n_total (n)"]["lima"] == 5
     assert report["git"]["commit"] and report["versions"]["lima"]
 
-    rc, report = _run(tmp_path, *args, "--leaderboard", str(_leaderboard(tmp_path, "tiny-model", n_draws=0)))
-    assert rc == 1 and not report["checks"]["AlpacaEval"]["checks"]["n_draws (ties)"]["equal"]
+    rc, report = _run(tmp_path, *args, str(_leaderboard(tmp_path, "tiny-model", n_draws=0)), "tiny-model")
+    assert (
+        rc == 1
+        and not report["checks"]["AlpacaEval: tiny-model, leaderboard"]["checks"]["n_draws (ties)"]["equal"]
+    )
 
 
 def test_fastchat_table_matches(tmp_path: Path) -> None:
