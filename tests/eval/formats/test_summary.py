@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from lima.eval.summary import outcome_keys
 
 
@@ -83,3 +85,10 @@ def test_lima_judge_writes_the_same_keys_as_summarize(tmp_path, cli):
     for key in ("n", "wins", "ties", "losses", "win_rate", "standard_error", "ci95"):
         assert written[key] == again[key], key
     assert (written["ties"], written["standard_error"]) == (3, 0.0)  # position bias: every pair a tie
+
+
+def test_win_rate_is_unrounded_as_the_leaderboards_print_it():
+    # AlpacaEval's discrete_win_rate and FastChat's win_rate_adjusted carry every digit: (2 + ½) / 3 of them,
+    # pandas' mean of the scores 1 1 .5, is 83.33333333333334, not 83.33
+    keys = outcome_keys(["A", "A", "tie"])
+    assert keys["win_rate"] == pd.Series([1.0, 1.0, 0.5]).mean() * 100
