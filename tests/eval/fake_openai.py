@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -194,3 +195,12 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def judge_config(path: Path, fake: FakeOpenAI, **fields: Any) -> Path:
+    """Write a judge config YAML at ``path`` that talks to ``fake`` (model "fake", no API key) plus ``fields``."""
+    import yaml
+
+    endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
+    path.write_text(yaml.safe_dump({"endpoint": endpoint, **fields}))
+    return path

@@ -127,13 +127,12 @@ def test_annotations_round_trip(tmp_path, cli):
 def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
     """`lima generate --limit 2` then `lima judge --b model_outputs.json`: the leaderboard file covers every
     instruction; only the two answered ones are judged."""
-    import yaml
 
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
     from lima.eval.io import read_prompts
     from lima.eval.judge import run_judging
-    from tests.eval.fake_openai import FakeOpenAI
+    from tests.eval.fake_openai import FakeOpenAI, judge_config
 
     ours = tmp_path / "ours.jsonl"
     rows = [
@@ -142,11 +141,7 @@ def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
     ]
     ours.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
-        path = tmp_path / "judge.yaml"
-        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
-        path.write_text(
-            yaml.safe_dump({"endpoint": endpoint, "template": "mt_bench_pair_v2.txt", "parser": "mtbench"})
-        )
+        path = judge_config(tmp_path / "judge.yaml", fake, template="mt_bench_pair_v2.txt", parser="mtbench")
         summary = run_judging(
             load_config(path, JudgeConfig), ours, RESULTS / "model_outputs.json", tmp_path / "run"
         )

@@ -87,12 +87,11 @@ def test_judgments_round_trip(tmp_path, cli):
 def test_lima_judge_with_the_five_level_template_reports_the_arena_hard_score(tmp_path):
     """A judge that always answers [[A>>B]] (the answer shown first, much better): order AB gives model A three
     wins, order BA three losses -> 50.0 over 6 battles per prompt."""
-    import yaml
 
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
     from lima.eval.judge import run_judging
-    from tests.eval.fake_openai import FakeOpenAI
+    from tests.eval.fake_openai import FakeOpenAI, judge_config
 
     for name in ("a", "b"):
         rows = [
@@ -100,12 +99,8 @@ def test_lima_judge_with_the_five_level_template_reports_the_arena_hard_score(tm
         ]
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with FakeOpenAI(reply=lambda body: "My final verdict is [[A>>B]]") as fake:
-        path = tmp_path / "judge.yaml"
-        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
-        path.write_text(
-            yaml.safe_dump(
-                {"endpoint": endpoint, "template": "arena_hard_5level.txt", "parser": "arena_hard"}
-            )
+        path = judge_config(
+            tmp_path / "judge.yaml", fake, template="arena_hard_5level.txt", parser="arena_hard"
         )
         summary = run_judging(
             load_config(path, JudgeConfig), tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "run"

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from lima.eval.parsers import parse_fastchat_pair, parse_mtbench
-from tests.eval.fake_openai import FakeOpenAI
+from tests.eval.fake_openai import FakeOpenAI, judge_config
 
 DATA = Path(__file__).parent / "data" / "mt_bench"
 PAIR = DATA / "model_judgment" / "gpt-4_pair.jsonl"
@@ -156,11 +156,7 @@ def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
         == 0
     )
     with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
-        path = tmp_path / "judge.yaml"
-        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
-        path.write_text(
-            yaml.safe_dump({"endpoint": endpoint, "template": "mt_bench_pair_v2.txt", "parser": "mtbench"})
-        )
+        path = judge_config(tmp_path / "judge.yaml", fake, template="mt_bench_pair_v2.txt", parser="mtbench")
         summary = run_judging(
             load_config(path, JudgeConfig),
             ours,

@@ -48,9 +48,8 @@ def test_outcome_keys_without_soft_preferences():
 
 
 def test_lima_judge_writes_the_same_keys_as_summarize(tmp_path, cli):
-    import yaml
 
-    from tests.eval.fake_openai import FakeOpenAI
+    from tests.eval.fake_openai import FakeOpenAI, judge_config
 
     for name in ("a", "b"):
         (tmp_path / f"{name}.jsonl").write_text(
@@ -63,11 +62,7 @@ def test_lima_judge_writes_the_same_keys_as_summarize(tmp_path, cli):
             )
         )
     with FakeOpenAI(reply=lambda body: "Answer A is significantly better") as fake:  # always the first shown
-        config = tmp_path / "judge.yaml"
-        endpoint = {"base_url": fake.base_url, "model": "fake", "api_key_env": None}
-        config.write_text(
-            yaml.safe_dump({"endpoint": endpoint, "template": "lima_3way.txt", "parser": "lima_3way"})
-        )
+        config = judge_config(tmp_path / "judge.yaml", fake, template="lima_3way.txt", parser="lima_3way")
         out = tmp_path / "run"
         result = cli(
             "judge",
