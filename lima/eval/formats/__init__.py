@@ -102,27 +102,16 @@ def export_file(fmt: str, path: str | os.PathLike, out: str | os.PathLike) -> tu
     kind = _lima_kind(records, path)
     if kind == "judgments":
         rows = FORMATS[fmt].export_judgments(records)
-        what = {
-            "alpaca_eval": "annotations.json",
-            "mt_bench": "FastChat model_judgment _pair",
-            "arena_hard": "Arena-Hard model_judgment",
-        }[fmt]
     elif kind == "generations":
         from lima.eval.io import read_generations
 
         records = read_generations(path, allow_empty=True)
         rows = FORMATS[fmt].export_generations(records)
-        what = {
-            "alpaca_eval": "model_outputs.json",
-            "mt_bench": "FastChat model_answer",
-            "arena_hard": "Arena-Hard model_answer",
-        }[fmt]
+    elif fmt == "alpaca_eval":
+        rows = [{**(r.get("meta") or {}), "instruction": r["messages"][0]["content"]} for r in records]
     else:
-        if fmt == "alpaca_eval":
-            rows = [{**(r.get("meta") or {}), "instruction": r["messages"][0]["content"]} for r in records]
-        else:
-            rows = FORMATS[fmt].export_prompts(records)
-        what = "prompts"
+        rows = FORMATS[fmt].export_prompts(records)
+    what = FORMATS[fmt].EXPORTED[kind]
     count = write_json_list(out, rows) if fmt == "alpaca_eval" else write_jsonl(out, rows)
     return what, count
 

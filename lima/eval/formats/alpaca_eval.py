@@ -19,6 +19,8 @@ from typing import Any
 from lima.eval.formats.common import ImportResult, Row, generation, judgment, prompt_record, require, rest
 
 NAME = "alpaca_eval"
+# what `export_file` writes for each kind of lima file
+EXPORTED = {"judgments": "annotations.json", "generations": "model_outputs.json", "prompts": "prompts"}
 
 
 def prompt_id(instruction: str) -> str:

@@ -31,6 +31,12 @@ from lima.eval.formats.common import (
 )
 
 NAME = "arena_hard"
+# what `export_file` writes for each kind of lima file
+EXPORTED = {
+    "judgments": "Arena-Hard model_judgment",
+    "generations": "Arena-Hard model_answer",
+    "prompts": "prompts",
+}
 
 
 def _text(content: Any) -> str | None:

@@ -34,6 +34,12 @@ from lima.eval.formats.common import (
 )
 
 NAME = "mt_bench"
+# what `export_file` writes for each kind of lima file
+EXPORTED = {
+    "judgments": "FastChat model_judgment _pair",
+    "generations": "FastChat model_answer",
+    "prompts": "prompts",
+}
 WINNERS = ("model_1", "model_2", "tie")
 
 
