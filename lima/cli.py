@@ -5,14 +5,25 @@ Only commands that work are listed: a stage without a ``commands`` module adds n
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from lima import __version__
 from lima.core.errors import LimaError
+from lima.core.signals import (
+    exit_code_for,
+    install_stop_handlers,
+    interruption_message,
+    reset_interrupt_notes,
+    watch_parent,
+)
 
 app = typer.Typer(
     name="lima",
@@ -40,6 +51,32 @@ def _root(
     """LIMA-style alignment toolkit."""
 
 
+def _close_progress_bars() -> None:
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
+def _speaking_interrupts(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C / SIGTERM in any command: one line saying what finished and how to resume; exit 130 / 143.
+
+    Caught here, inside the command, because click would turn it into "Aborted!" and exit 1.
+    """
+
+    @functools.wraps(callback)
+    def run_command(*args: Any, **kwargs: Any) -> Any:
+        reset_interrupt_notes()
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            _close_progress_bars()  # else a bar redraws itself under the message when it is collected
+            typer.echo(interruption_message(exc), err=True)
+            raise typer.Exit(exit_code_for(exc)) from None
+
+    return run_command
+
+
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         try:
@@ -48,13 +85,21 @@ def _register_commands() -> None:
             found = False
         if found:
             importlib.import_module(name).register(app)
+    for info in app.registered_commands:
+        info.callback = _speaking_interrupts(info.callback)
 
 
 _register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear message and exit with their code, no traceback."""
+    """Console entry point: user errors print one clear message and exit with their code, no traceback.
+
+    Ctrl-C and SIGTERM are handled whatever disposition this process inherited (a background job starts with
+    SIGINT ignored), and a child started by another lima process exits when that parent dies.
+    """
+    watch_parent()
+    install_stop_handlers()
     try:
         app(args=argv, prog_name="lima")
     except LimaError as exc:

@@ -85,3 +85,54 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
 @pytest.fixture
 def cli():
     return run_cli
+
+
+class Spawned:
+    """Subprocesses a test starts, stopped by pid when the test ends, on failure too: each in its own process
+    group (killed whole), plus any extra pid the test learns of (a server a lima process started)."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+        self.pids: list[int] = []
+
+    def __call__(self, args: list[str], **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("start_new_session", True)
+        kwargs.setdefault("cwd", str(ROOT))
+        process = subprocess.Popen(args, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def lima(self, *args: str, **kwargs) -> subprocess.Popen:
+        return self([sys.executable, "-m", "lima", *args], **kwargs)
+
+    def track(self, pid: int) -> None:
+        self.pids.append(pid)
+
+    def stop_all(self) -> None:
+        import contextlib
+        import signal
+
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def spawn():
+    """``spawn.lima("serve-judge", stdout=PIPE)``: a subprocess that cannot outlive the test."""
+    spawned = Spawned()
+    try:
+        yield spawned
+    finally:
+        spawned.stop_all()

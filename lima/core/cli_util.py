@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
-from types import FrameType
+from pathlib import Path
+
+from lima.core.signals import install_stop_handlers
 
 
 def raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so ``finally`` blocks run (servers stopped, files closed)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    """SIGTERM raises :class:`lima.core.signals.Terminated` and SIGINT KeyboardInterrupt, whatever this process
+    inherited, so ``finally`` blocks run (servers stopped, files closed). ``lima``'s entry point already does
+    this; commands call it too so that they behave the same when invoked in-process."""
+    install_stop_handlers()
 
 
 def echo_err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# Progress probes for the interruption message (lima.core.signals.on_interrupt): each says what an
+# interrupted command has already kept on disk, read from its outputs so no loop needs to report.
+
+
+def lines_written(path: Path, what: str) -> str:
+    """'7 generations kept in runs/gen.jsonl' (blank lines and a torn last line do not count)."""
+    if not path.is_file():
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        n = sum(1 for line in fh if line.strip().endswith("}"))
+    return f"{n} {what} kept in {path}"
+
+
+def replies_cached(cache: Path) -> str:
+    """'12 replies cached in OUT/judge_cache.sqlite': a rerun sends none of them again."""
+    if not cache.is_file():
+        return ""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=1)) as db:
+            n = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    except sqlite3.Error:
+        return ""
+    return f"{n} replies cached in {cache}"
+
+
+def files_matching(folder: Path, pattern: str, what: str) -> str:
+    """'3 finished shards in OUT/shards' for the files under ``folder`` that match ``pattern``."""
+    n = sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
+    return f"{n} {what} in {folder}" if n else ""

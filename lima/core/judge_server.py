@@ -5,7 +5,8 @@
 
 Started with the current interpreter through :mod:`lima.core.judge_server_main` (ggml's extra buffer types
 off, so AMX CPUs do not crash it), polled until ``/v1/models`` answers, stopped by its pid (SIGTERM, then
-SIGKILL) on exit, error or Ctrl-C. A server that died is described by :meth:`JudgeServer.death`: its exit code
+SIGKILL) on exit, error or Ctrl-C, and it watches our pid so that it exits too when we are killed outright
+(SIGKILL leaves no ``finally`` to run). A server that died is described by :meth:`JudgeServer.death`: its exit code
 or signal and the tail of its log.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from lima.core.errors import LimaError
 from lima.core.models import DEFAULT_MODEL, resolve_model
+from lima.core.signals import child_env
 
 DEFAULT_ALIAS = "smollm2-135m-instruct"
 
@@ -116,6 +118,7 @@ class JudgeServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it by pid
+            env=child_env(),  # it exits by itself if we are SIGKILLed (lima.core.signals.watch_parent)
         )
         atexit.register(self.stop)
         self._wait_ready()

@@ -43,6 +43,9 @@ def disable_extra_buffer_types() -> bool:
 
 
 def main() -> None:
+    from lima.core.signals import watch_parent
+
+    watch_parent()  # exit when the lima process that started us is gone, even if it was SIGKILLed
     if os.environ.get("LIMA_JUDGE_EXTRA_BUFFERS") != "1" and not disable_extra_buffer_types():
         print(
             "lima: this llama-cpp-python cannot turn off ggml's extra buffer types; on AMX CPUs it may crash "

@@ -16,8 +16,9 @@ def curate(
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/curate/<config name>)."),
 ) -> None:
     """Curate dumps (Stack Exchange, wikiHow, Reddit, JSONL sets) into a LIMA-style train/dev set with a report."""
-    from lima.core.cli_util import raise_on_sigterm
+    from lima.core.cli_util import files_matching, raise_on_sigterm
     from lima.core.config import load_config
+    from lima.core.signals import on_interrupt
     from lima.curation.config import CurateConfig
     from lima.curation.report import dev_cap_note
     from lima.curation.run import run_curation
@@ -25,6 +26,7 @@ def curate(
     raise_on_sigterm()
     resolved = load_config(config, CurateConfig, overrides or [])
     out_dir = out or Path("runs") / "curate" / config.stem
+    on_interrupt(lambda: files_matching(out_dir / "shards", "*/.done", "finished shards"))
     result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
     counts = result.counts
     typer.echo(f"train: {counts['train']} examples -> {result.train_path}")

@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from lima.core.cli_util import raise_on_sigterm
+from lima.core.cli_util import lines_written, raise_on_sigterm, replies_cached
+from lima.core.signals import on_interrupt
 
 OVERRIDES = typer.Argument(None, help="key=value overrides, dotted for nested keys (endpoint.model=...).")
 
@@ -50,6 +51,7 @@ def generate(
     raise_on_sigterm()
     cfg = load_config(config, GenerateConfig, overrides or [])
     out = out or Path("runs/generations") / f"{_slug(model or cfg.model)}.jsonl"
+    on_interrupt(lambda: lines_written(out, "generations"))
     path = run_generation(cfg, out, model=model, prompts=prompts, limit=limit)
     typer.echo(f"generations: {path}")
 
@@ -70,6 +72,7 @@ def judge(
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
     out = out or Path("runs/judge") / f"{_slug(a.stem)}_vs_{_slug(b.stem)}"
+    on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "judge_cache.sqlite"))
     summary = run_judging(cfg, a, b, out, limit=limit)
     from lima.eval.report import SUMMARY_KEYS
 
@@ -105,6 +108,7 @@ def grade(
     raise_on_sigterm()
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
+    on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "grade_cache.sqlite"))
     summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
     keys = ("model", "n", "errors", "samples", "mean", "ci95")
     if summary.get("scale") == "absolute":

@@ -220,6 +220,7 @@ def _summary(
         "scale": "likert",
         "n": len(means),
         "errors": len(per_prompt) - len(means),
+        "responses_graded": sum(1 for r in rows if r["score"] is not None),
         **sampled,
         "mean": round(sum(means) / len(means), 4) if means else None,
         "ci95": [round(low, 4), round(high, 4)] if means else [None, None],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import typer
@@ -16,8 +18,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last resume state."),
 ) -> None:
     """Fine-tune a model on example records (LoRA, QLoRA, DoRA or full) with LIMA's recipe."""
-    from lima.core.cli_util import raise_on_sigterm
+    from lima.core.cli_util import files_matching, raise_on_sigterm
     from lima.core.config import load_config
+    from lima.core.signals import on_interrupt
     from lima.finetune.config import TrainConfig
 
     raise_on_sigterm()
@@ -25,11 +28,12 @@ def train(
     out_dir = out or Path("runs") / f"train-{config.stem}"
     from lima.finetune.run import run_training
 
-    try:
-        result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted; finished epochs are kept. Continue with: --out {out_dir} --resume", err=True)
-        raise typer.Exit(130) from None
+    resume_argv = [*sys.argv[1:], *([] if out else ["--out", str(out_dir)])]
+    on_interrupt(  # training continues only with --resume (without it, a run starts over)
+        lambda: files_matching(out_dir / "checkpoints", "epoch-*", "finished epochs"),
+        resume="lima " + shlex.join(resume_argv + ([] if resume else ["--resume"])),
+    )
+    result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
     for epoch in result.epochs:
         dev_loss = epoch.get("dev_loss")
         typer.echo(

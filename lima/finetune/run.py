@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.io import write_json
 from lima.core.manifest import RunManifest
 from lima.core.models import resolve_model
 from lima.finetune.config import TrainConfig
@@ -113,6 +116,24 @@ def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
     )
+
+
+BEFORE_TRAINING = "dev_loss_before_training.json"
+
+
+def _dev_loss_before_training(trainer, out_dir: Path) -> float | None:
+    """The dev loss of the untouched model ("epoch 0"), so a report can show what training changed."""
+    loss = trainer.evaluate().get("eval_loss")
+    loss = loss if loss is not None and math.isfinite(loss) else None
+    if trainer.args.process_index == 0:
+        write_json(out_dir / BEFORE_TRAINING, {"epoch": 0, "global_step": 0, "dev_loss": loss})
+    return loss
+
+
+def dev_loss_before_training(run_dir: Path) -> float | None:
+    """What :func:`_dev_loss_before_training` recorded for a run folder, or None."""
+    path = Path(run_dir) / BEFORE_TRAINING
+    return json.loads(path.read_text()).get("dev_loss") if path.is_file() else None
 
 
 def _dataset(rows: list[dict[str, Any]]):
@@ -233,6 +254,8 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
             for name in ("train_log.jsonl", "epochs.jsonl"):
                 truncate_jsonl(out_dir / name, step)
         print(f"resuming from {resume_state} (step {step})")
+    if dev_rows and resume_state is None:
+        stats["dev_loss_before_training"] = _dev_loss_before_training(trainer, out_dir)
     output = trainer.train(resume_from_checkpoint=str(resume_state) if resume_state else None)
     stats["train_runtime_s"] = round(output.metrics.get("train_runtime", 0.0), 3)
     stats["tokens_seen"] = int(trainer.state.num_input_tokens_seen)

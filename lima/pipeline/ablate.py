@@ -12,16 +12,19 @@ CUDA device with ``devices: [0, 1, ...]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
 from lima.core.io import atomic_open, write_json
 from lima.core.manifest import RunManifest
+from lima.core.signals import child_env
 from lima.core.suggest import unknown_name
 from lima.pipeline.config import AblationConfig, Arm, load_stage, load_stages, resolve_path
 from lima.pipeline.run import announce, curate_stage, generate_stage, grade_stage, train_stage
@@ -85,11 +88,18 @@ def run_arm(
     row = {
         "arm": arm.name,
         "label": arm.label or arm.name,
-        "n": n_train,
+        "train_examples": n_train,
         "size": arm.size or n_train,
         "mean": grade.get("mean"),
         "ci95": grade.get("ci95"),
-        "prompts": grade.get("n"),
+        # Every count named for what it counts: a prompt is graded when at least one of its responses got a
+        # parseable grade; the mean and CI are over graded prompts only.
+        "prompts": grade.get("prompts"),
+        "prompts_graded": grade.get("n"),
+        "responses": grade.get("lines"),
+        "responses_graded": grade.get("responses_graded"),
+        "grades_requested": (grade.get("lines") or 0) * grade_cfg.samples,
+        "grades_unparseable": grade.get("failed_samples"),
         "responses_per_prompt": generate_cfg.decoding.samples,
         "grades_per_response": grade_cfg.samples,
     }
@@ -146,6 +156,30 @@ def _spread(config: AblationConfig, out_dir: Path, config_path: Path) -> None:
     running: list[tuple[subprocess.Popen, str, str]] = []
     failed: list[str] = []
     free = list(config.devices)
+    try:
+        _run_arms(config, out_dir, config_path, pending, running, failed, free)
+    finally:  # interrupted or failed: stop the arms still running (each keeps its finished stages)
+        for proc, _name, _device in running:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _name, _device in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+    if failed:
+        raise LimaError(
+            f"arms failed: {', '.join(failed)} (their finished stages are kept; rerun to continue)"
+        )
+
+
+def _run_arms(
+    config: AblationConfig,
+    out_dir: Path,
+    config_path: Path,
+    pending: list,
+    running: list[tuple[subprocess.Popen, str, str]],
+    failed: list[str],
+    free: list,
+) -> None:
     while pending or running:
         while pending and free:
             arm, device = pending.pop(0), free.pop(0)
@@ -162,7 +196,7 @@ def _spread(config: AblationConfig, out_dir: Path, config_path: Path) -> None:
                 arm.name,
             ]
             announce(f"arm {arm.name} on device {device}")
-            running.append((subprocess.Popen(cmd, env=env), arm.name, device))
+            running.append((subprocess.Popen(cmd, env=child_env(env)), arm.name, device))
         for proc, name, device in list(running):
             if proc.poll() is not None:
                 running.remove((proc, name, device))
@@ -170,13 +204,7 @@ def _spread(config: AblationConfig, out_dir: Path, config_path: Path) -> None:
                 if proc.returncode != 0:
                     failed.append(name)
         if running:
-            import time
-
             time.sleep(1)
-    if failed:
-        raise LimaError(
-            f"arms failed: {', '.join(failed)} (their finished stages are kept; rerun to continue)"
-        )
 
 
 def write_ablation_outputs(config: AblationConfig, rows: list[dict[str, Any]], out_dir: Path) -> None:
@@ -184,18 +212,42 @@ def write_ablation_outputs(config: AblationConfig, rows: list[dict[str, Any]], o
     lines = [
         f"# Ablation: {config.name} ({config.kind})",
         "",
-        "| arm | n | mean helpfulness (1-6) | 95% CI |",
-        "|---|---|---|---|",
+        "| arm | training examples | mean helpfulness (1-6) | 95% CI | prompts graded | responses graded "
+        "| unparseable grades |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ci = r.get("ci95") or [None, None]
         mean = f"{r['mean']:.2f}" if r.get("mean") is not None else "n/a"
         cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else "n/a"
-        lines.append(f"| {r['label']} | {r['n']} | {mean} | {cis} |")
+        lines.append(
+            f"| {r['label']} | {_train_examples(r)} | {mean} | {cis} | {r.get('prompts_graded')} of "
+            f"{r.get('prompts')} | {r.get('responses_graded')} of {r.get('responses')} | "
+            f"{r.get('grades_unparseable')} of {r.get('grades_requested')} |"
+        )
     lines += ["", _sampling_note(rows)]
+    if any(r.get("prompts_graded") != r.get("prompts") for r in rows):
+        lines += ["", "Prompts without a single parseable grade are left out of that arm's mean and CI."]
     with atomic_open(out_dir / "ablation.md") as fh:
         fh.write("\n".join(lines) + "\n\n![ablation](ablation.png)\n")
     plot_ablation(config, rows, out_dir / "ablation.png")
+
+
+def _train_examples(row: dict[str, Any]) -> Any:
+    return row.get("train_examples", row.get("n"))  # "n" in results written before it was named
+
+
+def arm_line(row: dict[str, Any]) -> str:
+    """One console line per arm: the mean with its CI, and what the counts behind it are."""
+    ci = row.get("ci95") or [None, None]
+    mean = f"{row['mean']:.2f}" if row.get("mean") is not None else "n/a"
+    cis = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else "n/a"
+    return (
+        f"{row['label']}: mean helpfulness {mean} (95% CI {cis}); prompts graded {row.get('prompts_graded')} "
+        f"of {row.get('prompts')}, responses graded {row.get('responses_graded')} of {row.get('responses')}, "
+        f"unparseable grades {row.get('grades_unparseable')} of {row.get('grades_requested')}; "
+        f"trained on {_train_examples(row)} examples"
+    )
 
 
 def _sampling_note(rows: list[dict[str, Any]]) -> str:
@@ -208,7 +260,7 @@ def _sampling_note(rows: list[dict[str, Any]]) -> str:
     k, g, n = next(iter(protocols))
     return (
         f"Per prompt: {k} sampled response(s), each graded {g} time(s); a prompt scores the mean of its "
-        f"grades, an arm the mean over its {n} prompts (95% bootstrap CI over prompts)."
+        f"grades, an arm the mean over its graded prompts, of {n} asked (95% bootstrap CI over prompts)."
     )
 
 

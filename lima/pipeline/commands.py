@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+
+from lima.core.signals import on_interrupt
+
+
+def finished_stages(run_dir: Path) -> str:
+    """'finished stages: curate, train' (of this run or, for an ablation, of every arm)."""
+    from lima.pipeline.stages import MARKER
+
+    done = []
+    for marker in sorted(run_dir.rglob(MARKER)):
+        try:
+            complete = json.loads(marker.read_text()).get("complete")
+        except (OSError, ValueError):
+            complete = False
+        if complete:
+            done.append(str(marker.parent.relative_to(run_dir)))
+    return f"finished stages in {run_dir}: {', '.join(done)}" if done else ""
 
 
 def run(
@@ -18,7 +36,15 @@ def run(
     from lima.pipeline.run import run_experiment
 
     cfg = load_config(config, ExperimentConfig, overrides or [])
-    result = run_experiment(cfg, out or Path("runs") / cfg.name, config_path=config)
+    out_dir = out or Path("runs") / cfg.name
+    on_interrupt(lambda: finished_stages(out_dir))
+    result = run_experiment(cfg, out_dir, config_path=config)
+    if result.changes:  # the measurements that need no judge come first
+        from lima.pipeline.changes import summary_lines
+
+        typer.echo("what fine-tuning changed:")
+        for line in summary_lines(result.changes):
+            typer.echo(f"  {line}")
     for name, summary in result.judgments.items():
         rate, ci = summary.get("win_rate"), summary.get("ci95") or (None, None)
         shown = (
@@ -43,9 +69,12 @@ def ablate(
 
     cfg = load_config(config, AblationConfig, overrides or [])
     out_dir = out or Path("runs") / f"ablate-{cfg.name}"
+    on_interrupt(lambda: finished_stages(out_dir / "arms" / arm if arm else out_dir))
     rows = run_ablation(cfg, out_dir, config, only_arm=arm)
+    from lima.pipeline.ablate import arm_line
+
     for row in rows:
-        typer.echo(f"{row['label']}: n={row['n']} mean={row['mean']} ci95={row['ci95']}")
+        typer.echo(arm_line(row))
     if arm is None:
         typer.echo(f"table: {out_dir / 'ablation.md'}  plot: {out_dir / 'ablation.png'}")
 

@@ -13,6 +13,7 @@ from typing import Any
 from lima.core.html import png_img
 from lima.core.io import atomic_open, read_jsonl_rows
 from lima.core.manifest import read_manifest, redact
+from lima.pipeline.changes import is_cut
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
@@ -168,6 +169,14 @@ def _absolute_rows(grades: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _sample_label(name: str, record: dict[str, Any]) -> str:
+    """The model's name, marked when its answer was cut at the token limit rather than ending its turn."""
+    if not is_cut(record):
+        return name
+    limit = (record.get("settings") or {}).get("max_new_tokens")
+    return f"{name} [cut at max_new_tokens={limit}]" if limit else f"{name} [cut at the token limit]"
+
+
 def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
     by_model = {
         name: {r["prompt_id"]: r for r in read_jsonl_rows(path)} for name, path in generations.items()
@@ -175,12 +184,53 @@ def _samples(generations: dict[str, Path], limit: int) -> list[dict[str, str]]:
     ours = by_model.get("model", {})
     rows = []
     for prompt_id, record in list(ours.items())[:limit]:
-        row = {"prompt": record.get("prompt", ""), "model": record.get("output", "")}
+        row = {"prompt": record.get("prompt", ""), _sample_label("model", record): record.get("output", "")}
         for name, recs in by_model.items():
             if name != "model":
-                row[name] = recs.get(prompt_id, {}).get("output", "")
+                theirs = recs.get(prompt_id, {})
+                row[_sample_label(name, theirs)] = theirs.get("output", "")
         rows.append(row)
     return rows
+
+
+CHANGE_COLUMNS = {
+    "model": "model",
+    "answers": "answers",
+    "mean_chars": "mean length (chars)",
+    "mean_new_tokens": "mean new tokens",
+    "ended_at_eot": "ended at end-of-turn",
+    "cut_at_limit": "cut at max_new_tokens",
+    "identical_to_base": "identical to base",
+}
+
+
+def _changes_section(changes: dict[str, Any], judge_separates: bool) -> tuple[str, str]:
+    """"What fine-tuning changed": dev loss from before the first step, and the answers against the base
+    model's, as (html, markdown). Needs no judge, so it leads the report."""
+    lead = "Measured without a judge."
+    if not judge_separates:
+        lead += " The judge below cannot separate the answers, so these numbers are the ones to read first."
+    losses = [{"epoch": r["epoch"], "dev loss": r.get("dev_loss"), "train loss": r.get("train_loss")}
+              for r in changes["dev_loss"]]  # fmt: skip
+    answers = []
+    for row in changes["answers"]:
+        shown = {label: row.get(key) for key, label in CHANGE_COLUMNS.items()}
+        for key in ("ended_at_eot", "cut_at_limit", "identical_to_base"):
+            shown[CHANGE_COLUMNS[key]] = _pct(row.get(key)) if row.get(key) is not None else ""
+        answers.append(shown)
+    columns = list(CHANGE_COLUMNS.values())
+    base = f" (identical: the same text as {changes['base']}'s answer to the same prompt and seed)" if changes.get("base") else ""
+    html = (
+        f"<h2>What fine-tuning changed</h2><p>{escape(lead)}{escape(base)}</p>"
+        + (_table_html(losses, ["epoch", "dev loss", "train loss"]) if losses else "")
+        + _table_html(answers, columns)
+    )
+    md = (
+        f"## What fine-tuning changed\n\n{lead}{base}\n\n"
+        + (_table_md(losses, ["epoch", "dev loss", "train loss"]) + "\n\n" if losses else "")
+        + _table_md(answers, columns)
+    )
+    return html, md
 
 
 def _calibration_block(result: Any) -> dict[str, Any] | None:
@@ -200,6 +250,12 @@ def write_run_report(result: Any, config: Any) -> Path:
     out = result.out_dir
     sections_html: list[str] = []
     sections_md: list[str] = []
+    calibration = _calibration_block(result)
+    block = calibration or _first_calibration(result.judgments)
+    if getattr(result, "changes", None):
+        html, md = _changes_section(result.changes, bool(block and block.get("separates")))
+        sections_html.append(html)
+        sections_md.append(md)
 
     curate_dir = out / "curate"
     if curate_dir.exists():
@@ -223,9 +279,8 @@ def write_run_report(result: Any, config: Any) -> Path:
     sel = result.selection
     cols = ["epoch", "dev_loss", "vs", "win_rate", "wins", "ties", "losses", "selected"]
     note = f" ({sel['note']}: fell back from {sel['requested_strategy']})" if sel.get("note") else ""
-    calibration = _calibration_block(result)
     judged_selection = sel["strategy"] == "judge" and bool(sel.get("table"))
-    judge_html, judge_md = _judge_note(calibration or _first_calibration(result.judgments))
+    judge_html, judge_md = _judge_note(block)
     sections_html.append(
         f"<h2>Checkpoint selection: {escape(sel['strategy'])}{escape(note)}</h2>"
         + (judge_html if judged_selection else "")

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from lima.core.errors import LimaError
 from lima.core.manifest import RunManifest
+from lima.pipeline.changes import base_baseline, changes_summary
 from lima.pipeline.config import ExperimentConfig, load_stages, resolve_path
 from lima.pipeline.select import select_checkpoint
 from lima.pipeline.stages import Stage, stage_key
@@ -36,6 +37,7 @@ class RunResult:
     judgments: dict[str, dict[str, Any]] = field(default_factory=dict)
     grades: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None  # the judge's agreement with humans (calibrate stage)
+    changes: dict[str, Any] | None = None  # what fine-tuning changed, without a judge (lima.pipeline.changes)
     report_html: Path | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -71,6 +73,8 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
         generations = _generate(config, stages, out_dir, checkpoint, test_prompts, base_dir, skipped)
         judgments = _judge(stages["judge"], out_dir, generations, skipped)
         grades = grade_stage(stages.get("grade"), out_dir, generations, config.grade_samples, skipped)
+        base = base_baseline(config.baselines, getattr(stages["train"], "model", None))
+        changes = changes_summary(out_dir / "train", generations, base)
         result = RunResult(
             out_dir,
             train_path,
@@ -81,6 +85,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
             judgments,
             grades,
             calibration=calibration,
+            changes=changes,
             skipped=skipped,
         )
         from lima.pipeline.report import write_run_report
@@ -90,6 +95,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
             outputs={"report": str(result.report_html), "checkpoint": str(checkpoint)},
             skipped_stages=skipped,
             win_rates={name: s.get("win_rate") for name, s in judgments.items()},
+            changes=changes,
         )
     return result
 

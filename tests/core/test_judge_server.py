@@ -22,37 +22,69 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_serve_judge_cli_answers_and_stops(tmp_path):
+def _ignore_sigint() -> None:
+    # What a background job of a non-interactive shell, nohup or many CI runners start with.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_serve_judge(spawn, **kwargs):
+    """`lima serve-judge` in a subprocess: (process, base_url, model alias, the server's pid)."""
+    proc = spawn.lima("serve-judge", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    base_url = proc.stdout.readline().strip()
+    model = proc.stdout.readline().strip()
+    assert base_url.startswith("base_url: http://127.0.0.1:"), proc.stderr.read() if proc.poll() else base_url
+    server_pid = int(proc.stderr.readline().split("pid:")[1].split()[0])
+    spawn.track(server_pid)
+    return proc, base_url.split(": ", 1)[1], model.split(": ", 1)[1], server_pid
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+def test_serve_judge_cli_answers_and_stops(spawn):
     import openai
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lima", "serve-judge"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc, base_url, model, server_pid = _start_serve_judge(spawn)
+    client = openai.OpenAI(base_url=base_url, api_key="none")
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is 2 + 2?"}], max_tokens=8, temperature=0
     )
+    assert reply.choices[0].message.content.strip()
+    assert _alive(server_pid)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert _gone_within(server_pid, 10), "the llama.cpp server outlived `lima serve-judge`"
+
+
+def test_serve_judge_stops_on_sigint_even_when_started_with_sigint_ignored(spawn):
+    """A process that starts with SIGINT ignored keeps it ignored unless it sets a handler itself."""
+    proc, _, _, server_pid = _start_serve_judge(spawn, preexec_fn=_ignore_sigint)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
     try:
-        base_url = proc.stdout.readline().strip()
-        model = proc.stdout.readline().strip()
-        assert base_url.startswith("base_url: http://127.0.0.1:"), proc.stderr.read() if proc.poll() else base_url
-        pid_line = proc.stderr.readline()
-        server_pid = int(pid_line.split("pid:")[1].split()[0])
-        client = openai.OpenAI(base_url=base_url.split(": ", 1)[1], api_key="none")
-        reply = client.chat.completions.create(
-            model=model.split(": ", 1)[1],
-            messages=[{"role": "user", "content": "What is 2 + 2?"}],
-            max_tokens=8,
-            temperature=0,
-        )
-        assert reply.choices[0].message.content.strip()
-        assert _alive(server_pid)
-    finally:
-        proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while _alive(server_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(server_pid), "the llama.cpp server outlived `lima serve-judge`"
+    except subprocess.TimeoutExpired:
+        pytest.fail("`lima serve-judge` started with SIGINT ignored did not stop on SIGINT")
+    assert _gone_within(server_pid, 10), "the llama.cpp server outlived `lima serve-judge`"
+
+
+def test_serve_judge_stops_its_server_on_sigterm(spawn):
+    proc, _, _, server_pid = _start_serve_judge(spawn, preexec_fn=_ignore_sigint)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert _gone_within(server_pid, 10), "the llama.cpp server outlived `lima serve-judge`"
+
+
+def test_server_exits_when_serve_judge_is_killed_outright(spawn):
+    """SIGKILL leaves no `finally` to run: the server must notice its parent is gone by itself."""
+    proc, _, _, server_pid = _start_serve_judge(spawn)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _gone_within(server_pid, 5), "the llama.cpp server kept running after its lima parent was SIGKILLed"
 
 
 def test_context_manager_stops_server_on_error():

@@ -111,11 +111,11 @@ def _cached(path) -> int:
         return 0
 
 
-def test_kill_9_mid_run_then_rerun_repeats_nothing(gens, server_config, tmp_path, cli):
+def test_kill_9_mid_run_then_rerun_repeats_nothing(gens, server_config, tmp_path, cli, spawn):
     a, b = gens
     out = tmp_path / "run"
     cache = out / "judge_cache.sqlite"
-    process = subprocess.Popen(
+    process = spawn(
         [
             sys.executable,
             "-m",
@@ -206,7 +206,7 @@ def _server_pids(mark: str) -> list[int]:
     return pids
 
 
-def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_nothing(gens, tmp_path, cli):
+def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_nothing(gens, tmp_path, cli, spawn):
     """SIGKILL the llama.cpp server that `lima judge` started: the run says it crashed, restarts it once and
     finishes; a rerun sends nothing."""
     a, b = gens
@@ -217,7 +217,7 @@ def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_not
         "judge", "configs/judge/embedded_lima.yaml", "--a", str(a), "--b", str(b), "--out", str(out),
         "--limit", str(K), "endpoint.concurrency=1", "max_tokens=8", "parse_retries=0", "max_answer_chars=300",
     ]  # fmt: skip
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, "-m", "lima", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -50,12 +50,17 @@ def _check_quality_demo(tmp_path, tiny_model_dir, cli, judge):
     table = json.loads((out / "ablation.json").read_text())
     assert [r["arm"] for r in table["rows"]] == ["se_filtered", "se_unfiltered"]
     for row in table["rows"]:
-        assert row["n"] == 15  # all 15 filtered examples; the unfiltered arm is capped to match
+        assert row["train_examples"] == 15  # all 15 filtered examples; the unfiltered arm is capped to match
         assert row["prompts"] == 4
+        # every count named for what it counts (the fake judge always gives a parseable grade)
+        assert (row["prompts_graded"], row["responses"], row["responses_graded"]) == (4, 8, 8)
+        assert (row["grades_requested"], row["grades_unparseable"]) == (8, 0)
+        assert f"{row['label']}: mean helpfulness {row['mean']:.2f} (95% CI [" in result.stdout
         low, high = row["ci95"]
         assert 1 <= low <= row["mean"] <= high <= 6
         # LIMA's protocol: K sampled responses per prompt (samples=2 here), each graded once
         assert (row["responses_per_prompt"], row["grades_per_response"]) == (2, 1)
+    assert "prompts graded 4 of 4, responses graded 8 of 8, unparseable grades 0 of 8" in result.stdout
     assert len(judge.requests) == 2 * 4 * 2  # arms x prompts x responses, one grade each
     lines = {
         arm: [json.loads(line) for line in (out / "arms" / arm / "generate" / "model.jsonl").open()]

@@ -96,12 +96,12 @@ def test_run_end_to_end_then_rerun_skips(tmp_path, tiny_model_dir, cli):
     ]
 
 
-def test_killed_during_training_resumes_without_recurating(tmp_path, tiny_model_dir):
+def test_killed_during_training_resumes_without_recurating(tmp_path, tiny_model_dir, spawn):
     config = _experiment(tmp_path, tiny_model_dir, epochs=6)
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lima", "run", str(config), "--out", str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = spawn.lima("run", str(config), "--out", str(out), env=env,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     log = out / "train" / "train_log.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
