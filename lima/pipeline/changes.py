@@ -91,7 +91,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
     losses = [r for r in summary["dev_loss"] if r.get("dev_loss") is not None]
     if losses:
-        lines.append("dev loss: " + " -> ".join(f"{r['dev_loss']:.3f} (epoch {r['epoch']})" for r in losses))
+        when = [("before training" if r["epoch"].startswith("0 ") else f"epoch {r['epoch']}") for r in losses]
+        lines.append("dev loss: " + " -> ".join(f"{r['dev_loss']:.3f} ({w})" for r, w in zip(losses, when, strict=True)))
     for row in summary["answers"]:
         parts = [f"{row['model']}: {row['answers']} answers"]
         if row.get("mean_chars") is not None:

@@ -39,7 +39,7 @@ def run(
     out_dir = out or Path("runs") / cfg.name
     on_interrupt(lambda: finished_stages(out_dir))
     result = run_experiment(cfg, out_dir, config_path=config)
-    if result.changes:  # the measurements that need no judge come first
+    if getattr(result, "changes", None):  # the measurements that need no judge come first
         from lima.pipeline.changes import summary_lines
 
         typer.echo("what fine-tuning changed:")

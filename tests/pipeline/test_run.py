@@ -83,6 +83,21 @@ def test_run_end_to_end_then_rerun_skips(tmp_path, tiny_model_dir, cli):
     assert PLANTED not in html and "&lt;script&gt;alert(" in html
     assert (out / "report.md").exists() and (out / "winrate.png").exists()
 
+    # what fine-tuning changed, without a judge: leads the report, in the console too
+    md = (out / "report.md").read_text()
+    for text in (html, md):
+        assert text.index("What fine-tuning changed") < text.index("Pairwise judgments")
+        assert "epoch 0 (before training)" in text and "identical to base" in text
+    before = json.loads((out / "train" / "dev_loss_before_training.json").read_text())["dev_loss"]
+    assert f"dev loss: {before:.3f} (before training)" in result.stdout
+    assert "model: 3 answers" in result.stdout and "base: 3 answers" in result.stdout
+    changes = manifest["changes"]
+    assert changes["base"] == "base" and [r["model"] for r in changes["answers"]] == ["model", "base"]
+    cut = [r for r in rows if r["settings"]["finish"] == "length"]  # the base model's answers
+    assert changes["answers"][1]["cut_at_limit"] == len(cut) / 3
+    if cut:  # answers cut at max_new_tokens are marked as such in the samples
+        assert "base [cut at max_new_tokens=8]" in html and "base [cut at max_new_tokens=8]" in md
+
     # rerun: nothing to do
     again = cli("run", str(config), "--out", str(out), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
