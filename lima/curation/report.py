@@ -14,6 +14,7 @@ from lima.core.html import esc as escape
 from lima.core.io import atomic_open
 from lima.core.record import Example
 from lima.curation.config import CurateConfig
+from lima.curation.files import REPORT_HTML, REPORT_MD, SUMMARY
 
 ASSETS = "report_assets"
 MAP_DOMAINS = 10  # domains coloured on the embedding map; the rest are grey
@@ -25,8 +26,6 @@ def _md_cell(text: Any) -> str:
 
 
 def load_summary(out_dir: str | Path) -> dict[str, Any]:
-    from lima.curation.run import SUMMARY
-
     return json.loads((Path(out_dir) / SUMMARY).read_text(encoding="utf-8"))
 
 
@@ -260,8 +259,6 @@ img{max-width:100%}"""
 
 
 def write_reports(out_dir: Path, config: CurateConfig, train: list[Example]) -> tuple[Path, Path]:
-    from lima.curation.run import REPORT_HTML, REPORT_MD
-
     summary = load_summary(out_dir)
     figures = _figures(summary, _map_points(train, config))
     tables = _tables(summary)

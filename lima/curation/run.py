@@ -20,12 +20,10 @@ from lima.core.manifest import RunManifest
 from lima.core.record import Example, write_records
 from lima.curation.config import CurateConfig, resolve_path
 from lima.curation.empty import EmptyCurationError, empty_message
+from lima.curation.files import DEV, OUTPUTS, REJECTED, SUMMARY, TRAIN, WORK
 from lima.curation.select import dev_size_cap, group_of, order_domain, select, split_dev
 from lima.curation.types import Drop
 
-TRAIN, DEV, REJECTED, SUMMARY = "train.jsonl", "dev.jsonl", "rejected.jsonl.gz", "curation.json"
-REPORT_HTML, REPORT_MD, WORK = "report.html", "report.md", "shards"
-OUTPUTS = (TRAIN, DEV, REJECTED, SUMMARY, REPORT_HTML, REPORT_MD)
 
 
 @dataclass
