@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lima.core.config import Config
 from lima.core.endpoint import EndpointConfig
@@ -68,6 +68,10 @@ class WikiHowFilters(Config):
     max_chars: int | None = None
     min_steps: int = 1
     rewrite_this_article: bool = True
+    # A URL in a step is its object ("Go to https://x.com and log in."): "host" keeps its host name as text
+    # ("Go to x.com and log in."), "drop" removes it (LIMA) and can leave a cut step.
+    urls: Literal["host", "drop"] = "host"
+    drop_cut_steps: bool = True  # drop an article with a step cut short ("1. Go to") as cut_step
     prune_sections: list[str] = Field(
         default_factory=lambda: [
             "tips",
@@ -147,6 +151,9 @@ class SelectionConfig(Config):
     # Groups whose domains are drawn uniformly instead of by τ (LIMA: a wikiHow category, then an article).
     uniform_groups: list[str] = Field(default_factory=lambda: ["wikihow"])
     diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken
+    # Already-curated groups taken whole (e.g. [lima] for the LIMA training set): no quota, no sampling and no
+    # dev share, but the same read filters, near-duplicate removal and statistics as every other group.
+    pass_through: list[str] = Field(default_factory=list)
 
 
 class DevConfig(Config):
@@ -155,6 +162,12 @@ class DevConfig(Config):
     # candidate pool still leaves a training set; the cap is reported.
     max_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     groups: list[str] | None = None  # draw only from these groups (default: every group with a quota)
+    # A group gives dev only what it has beyond its training quota; true lets dev take from a group that is
+    # short of its quota (the train set then misses those examples).
+    from_short_groups: bool = False
+    # A dev FILE (records, LIMA/FastChat, ShareGPT, Alpaca) used whole instead of a split (LIMA: 50 examples
+    # written by the authors); dev.size is then ignored, and candidates whose prompt is in it are dropped.
+    file: str | None = None
 
 
 class ReportConfig(Config):
@@ -180,6 +193,16 @@ class CurateConfig(Config):
     workers: int = Field(2, ge=1)
     dask_address: str | None = None  # an existing scheduler ("tcp://host:8786"); default: a LocalCluster
     shard_bytes: int = Field(64 << 20, ge=1 << 16)  # JSONL files larger than this are split by byte range
+
+    @model_validator(mode="after")
+    def _pass_through_has_no_quota(self) -> CurateConfig:
+        both = sorted(set(self.selection.pass_through) & set(self.selection.quotas or {}))
+        if both:
+            raise ValueError(
+                f"selection: group(s) {', '.join(both)} are in both quotas and pass_through; a pass-through group "
+                "is taken whole: remove it from selection.quotas (or from selection.pass_through to sample it)"
+            )
+        return self
 
     @field_validator("inputs")
     @classmethod
