@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from collections import Counter
 
-from lima.curation.sources.wikihow import url_as_text
 from tests.curation.conftest import assert_ok, read_jsonl, summary
 
 WIKIHOW_YAML = "configs/curate/wikihow.yaml"
@@ -19,6 +18,8 @@ def _csv(path, rows) -> None:
 
 
 def test_url_as_text():
+    from lima.curation.sources.wikihow import url_as_text
+
     assert url_as_text("https://www.facebook.com/") == "facebook.com"
     assert url_as_text("http://www.paypal.com/login") == "paypal.com/login"
     assert url_as_text("https://pdfjoiner.com.") == "pdfjoiner.com."
