@@ -205,7 +205,11 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
     counts["pass_through"] = sorted(through)
     sites = load_site_groups(config)  # which Stack Exchange groups the inputs can feed at all
     counts["stackexchange_groups"] = sorted(
-        {site_group(s.domain, sites, config.default_site_group) for s in shards if s.format == "stackexchange"}
+        {
+            site_group(s.domain, sites, config.default_site_group)
+            for s in shards
+            if s.format == "stackexchange"
+        }
     )
     counts["shortfalls"] = shortfalls(counts, config)
 
