@@ -42,7 +42,7 @@ def curate(
     if "dev_short" in counts:
         typer.echo(f"note:  {dev_short_note(counts['dev_short'])}")
     typer.echo("mix:")
-    typer.echo("\n".join(text_table(MIX_HEADER, mix_rows(counts, resolved.selection.pass_through))))
+    typer.echo("\n".join(text_table(MIX_HEADER, mix_rows(counts, counts["pass_through"]))))
     dropped = ", ".join(f"{r} {n}" for r, n in list(counts["reasons"].items())[:8])
     typer.echo(f"dropped: {dropped or 'none'}")
     typer.echo(f"report: {result.report_html}")

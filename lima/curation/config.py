@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from lima.core.config import Config
 from lima.core.endpoint import EndpointConfig
@@ -152,7 +152,8 @@ class SelectionConfig(Config):
     uniform_groups: list[str] = Field(default_factory=lambda: ["wikihow"])
     diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken
     # Already-curated groups taken whole (e.g. [lima] for the LIMA training set): no quota, no sampling and no
-    # dev share, but the same read filters, near-duplicate removal and statistics as every other group.
+    # dev share, but the same read filters, near-duplicate removal and statistics as every other group. A group
+    # that also has a quota is sampled by it (selection.quotas.lima=100 samples the LIMA set like any source).
     pass_through: list[str] = Field(default_factory=list)
 
 
@@ -193,16 +194,6 @@ class CurateConfig(Config):
     workers: int = Field(2, ge=1)
     dask_address: str | None = None  # an existing scheduler ("tcp://host:8786"); default: a LocalCluster
     shard_bytes: int = Field(64 << 20, ge=1 << 16)  # JSONL files larger than this are split by byte range
-
-    @model_validator(mode="after")
-    def _pass_through_has_no_quota(self) -> CurateConfig:
-        both = sorted(set(self.selection.pass_through) & set(self.selection.quotas or {}))
-        if both:
-            raise ValueError(
-                f"selection: group(s) {', '.join(both)} are in both quotas and pass_through; a pass-through group "
-                "is taken whole: remove it from selection.quotas (or from selection.pass_through to sample it)"
-            )
-        return self
 
     @field_validator("inputs")
     @classmethod

@@ -125,7 +125,7 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         candidates = [e for e in candidates if e.id not in gone]
 
     quotas = config.selection.quotas or {}
-    through = set(config.selection.pass_through)
+    through = set(config.selection.pass_through) - set(quotas)  # a quota for the group wins: it is sampled
     if quotas:
         for example in [e for e in candidates if group_of(e) not in quotas and group_of(e) not in through]:
             drop(example, "no_quota", "select", detail=f"group {group_of(example)} has no quota")

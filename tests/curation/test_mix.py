@@ -121,11 +121,13 @@ def test_a_dev_file_replaces_the_split(curate, tmp_path):
     assert reasons["in_dev_file"] == 1
 
 
-def test_pass_through_and_quota_for_one_group_is_a_config_error(curate, tmp_path):
-    path = tmp_path / "m.jsonl"
-    _write(path, _records("manual", 3, 6))
-    result, _ = curate("--input", str(path), "selection.pass_through=[manual]")
-    assert result.returncode == 2 and "both quotas and pass_through" in result.stderr, result.stderr
+def test_a_quota_for_a_pass_through_group_samples_it(curate, tmp_path):
+    lima = tmp_path / "lima_train_mini.json"
+    _lima_array(lima, 30, 6)
+    result, out = curate("--input", str(lima), "selection.quotas.lima=7", "dev.size=0")
+    assert_ok(result)
+    assert Counter(r["source"] for r in read_jsonl(out / "train.jsonl")) == {"lima": 7}
+    assert Counter(r["reason"] for r in read_jsonl(out / "rejected.jsonl.gz"))["not_selected"] == 23
 
 
 def test_the_issue_command_on_the_shared_data_gives_a_mix(curate, shared_data):
