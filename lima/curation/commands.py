@@ -41,6 +41,9 @@ def curate(
         typer.echo(f"note:  {dev_cap_note(counts['dev_capped'])}")
     if "dev_short" in counts:
         typer.echo(f"note:  {dev_short_note(counts['dev_short'])}")
+    if "scaled_quotas" in counts:
+        scaled = ", ".join(f"{g} {n}" for g, n in counts["scaled_quotas"].items())
+        typer.echo(f"note:  quotas scaled to keep their proportions (selection.scale_quotas): {scaled}")
     typer.echo("mix:")
     typer.echo("\n".join(text_table(MIX_HEADER, mix_rows(counts, counts["pass_through"]))))
     dropped = ", ".join(f"{r} {n}" for r, n in list(counts["reasons"].items())[:8])

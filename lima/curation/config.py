@@ -155,6 +155,9 @@ class SelectionConfig(Config):
     # dev share, but the same read filters, near-duplicate removal and statistics as every other group. A group
     # that also has a quota is sampled by it (selection.quotas.lima=100 samples the LIMA set like any source).
     pass_through: list[str] = Field(default_factory=list)
+    # false: each group takes min(quota, what it has). true: every quota is scaled by one factor so that the
+    # scarcest group (that has candidates) fills its own, keeping the proportions the quotas ask for.
+    scale_quotas: bool = False
 
 
 class DevConfig(Config):

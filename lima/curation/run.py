@@ -22,7 +22,15 @@ from lima.curation.config import CurateConfig, resolve_path
 from lima.curation.counts import count_run, report_examples, train_stats
 from lima.curation.empty import EmptyCurationError, empty_message
 from lima.curation.files import DEV, OUTPUTS, REJECTED, SUMMARY, TRAIN, WORK
-from lima.curation.select import dev_plan, dev_size_cap, group_of, order_domain, select, split_dev
+from lima.curation.select import (
+    dev_plan,
+    dev_size_cap,
+    group_of,
+    order_domain,
+    scale_quotas,
+    select,
+    split_dev,
+)
 from lima.curation.shortfall import shortfalls
 from lima.curation.types import Drop
 
@@ -158,6 +166,9 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
     passed = [e for e in candidates if group_of(e) in through]
     requested = 0 if config.dev.file else config.dev.size
     dev_size = dev_size_cap(requested, len(sampled), config.dev.max_fraction)
+    asked = quotas
+    if config.selection.scale_quotas and quotas:
+        quotas = scale_quotas(sampled, quotas)
     plan = dev_plan(sampled, dev_size, quotas, config.dev.groups, config.dev.from_short_groups)
     dev = dev_file or split_dev(sampled, plan, config.selection.temperature, config.seed, uniform)
     dev_ids = {e.id for e in dev}
@@ -189,7 +200,9 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
     for example in (*train, *dev):
         example.meta.setdefault("group", group_of(example))
 
-    counts = count_run(summaries, shards, work, loaded, candidates, late_drops, dev, train, quotas)
+    counts = count_run(summaries, shards, work, loaded, candidates, late_drops, dev, train, asked)
+    if quotas != asked:
+        counts["scaled_quotas"] = quotas
     counts["quality_problems"] = quality_problems
     if dev_size < requested:
         counts["dev_capped"] = {

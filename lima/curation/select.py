@@ -197,6 +197,16 @@ def split_dev(
     return select(pool, plan, temperature, seed + 1, random_order, uniform_groups)
 
 
+def scale_quotas(candidates: list[Example], quotas: dict[str, int]) -> dict[str, int]:
+    """The quotas times one factor (≤ 1) that the scarcest group with candidates can fill, so the train set keeps
+    the proportions the quotas ask for; groups without candidates keep their quota (and are reported short)."""
+    have: dict[str, int] = defaultdict(int)
+    for example in candidates:
+        have[group_of(example)] += 1
+    factor = min([1.0, *(have[g] / q for g, q in quotas.items() if q > 0 and have[g] > 0)])
+    return {g: math.floor(q * factor) if have[g] else q for g, q in quotas.items()}
+
+
 def dev_size_cap(size: int, candidates: int, max_fraction: float) -> int:
     """The dev size actually drawn: at most ``max_fraction`` of the candidates (rounded down), so the dev
     split never empties the training set."""

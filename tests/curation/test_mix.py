@@ -48,6 +48,16 @@ def test_dev_never_starves_a_scarce_group(curate, tmp_path):
     assert Counter(r["source"] for r in read_jsonl(out / "dev.jsonl"))["scarce"] > 0
 
 
+def test_scale_quotas_keeps_the_proportions(curate, tmp_path):
+    path = tmp_path / "mix.jsonl"
+    _write(path, _records("scarce", 15, 0) + _records("plenty", 400, 1))
+    result, out = curate("--input", str(path), "selection.quotas={scarce: 100, plenty: 200}", "dev.size=0",
+                         "dedup.enabled=false", "selection.scale_quotas=true")  # fmt: skip
+    assert_ok(result)
+    assert Counter(r["source"] for r in read_jsonl(out / "train.jsonl")) == {"scarce": 15, "plenty": 30}
+    assert "scarce 15, plenty 30" in result.stdout
+
+
 def test_a_missing_group_is_a_warning_and_strict_exits_2(curate, tmp_path):
     path = tmp_path / "one.jsonl"
     _write(path, _records("manual", 30, 2))
