@@ -68,6 +68,10 @@ class WikiHowFilters(Config):
     max_chars: int | None = None
     min_steps: int = 1
     rewrite_this_article: bool = True
+    # A URL in a step is its object ("Go to https://x.com and log in."): "host" keeps its host name as text
+    # ("Go to x.com and log in."), "drop" removes it (LIMA) and can leave a cut step.
+    urls: Literal["host", "drop"] = "host"
+    drop_cut_steps: bool = True  # drop an article with a step cut short ("1. Go to") as cut_step
     prune_sections: list[str] = Field(
         default_factory=lambda: [
             "tips",
@@ -147,6 +151,13 @@ class SelectionConfig(Config):
     # Groups whose domains are drawn uniformly instead of by τ (LIMA: a wikiHow category, then an article).
     uniform_groups: list[str] = Field(default_factory=lambda: ["wikihow"])
     diversity_threshold: float = Field(0.9, gt=0.0, le=1.0)  # DEITA: skip if cos-sim above, to what is taken
+    # Already-curated groups taken whole (e.g. [lima] for the LIMA training set): no quota, no sampling and no
+    # dev share, but the same read filters, near-duplicate removal and statistics as every other group. A group
+    # that also has a quota is sampled by it (selection.quotas.lima=100 samples the LIMA set like any source).
+    pass_through: list[str] = Field(default_factory=list)
+    # false: each group takes min(quota, what it has). true: every quota is scaled by one factor so that the
+    # scarcest group (that has candidates) fills its own, keeping the proportions the quotas ask for.
+    scale_quotas: bool = False
 
 
 class DevConfig(Config):
@@ -155,6 +166,12 @@ class DevConfig(Config):
     # candidate pool still leaves a training set; the cap is reported.
     max_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     groups: list[str] | None = None  # draw only from these groups (default: every group with a quota)
+    # A group gives dev only what it has beyond its training quota; true lets dev take from a group that is
+    # short of its quota (the train set then misses those examples).
+    from_short_groups: bool = False
+    # A dev FILE (records, LIMA/FastChat, ShareGPT, Alpaca) used whole instead of a split (LIMA: 50 examples
+    # written by the authors); dev.size is then ignored, and candidates whose prompt is in it are dropped.
+    file: str | None = None
 
 
 class ReportConfig(Config):

@@ -9,7 +9,7 @@ from lima.core.errors import LimaError
 from lima.curation.config import CurateConfig
 
 # (source, reason) -> the override that loosens the filter behind that reason; "*" matches any source.
-_FIXES: dict[tuple[str, str], str] = {
+FIXES: dict[tuple[str, str], str] = {
     ("stackexchange", "answer_score"): "filters.stackexchange.min_answer_score=null (or lower)",
     ("stackexchange", "question_score"): "filters.stackexchange.min_question_score=null",
     ("stackexchange", "too_short"): "filters.stackexchange.min_chars=null (or lower)",
@@ -22,6 +22,7 @@ _FIXES: dict[tuple[str, str], str] = {
     ("wikihow", "no_steps"): "filters.wikihow.min_steps=1",
     ("wikihow", "too_short"): "filters.wikihow.min_chars=null",
     ("wikihow", "too_long"): "filters.wikihow.max_chars=null",
+    ("wikihow", "cut_step"): "filters.wikihow.urls=host (links become host names) or drop_cut_steps=false",
     ("reddit", "answer_score"): "filters.reddit.min_score=null (or lower)",
     ("reddit", "too_short"): "filters.reddit.min_chars=null",
     ("reddit", "too_long"): "filters.reddit.max_chars=null",
@@ -54,7 +55,7 @@ def nearest_fix(counts: dict[str, Any], config: CurateConfig) -> str:
         if reason != "not_selected"
     ]
     for n, source, reason in sorted(drops, key=lambda d: (-d[0], d[1], d[2])):
-        fix = _FIXES.get((source, reason)) or _FIXES.get(("*", reason))
+        fix = FIXES.get((source, reason)) or FIXES.get(("*", reason))
         if fix:
             return f"a looser filter: {fix} ({reason} dropped {n} {source} records)"
     if counts["dev"] and not counts["train"]:

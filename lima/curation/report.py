@@ -14,6 +14,9 @@ from lima.core.html import esc as escape
 from lima.core.io import atomic_open
 from lima.core.record import Example
 from lima.curation.config import CurateConfig
+from lima.curation.files import REPORT_HTML, REPORT_MD, SUMMARY
+from lima.curation.lengths import LENGTH_HEADER, length_note, length_rows
+from lima.curation.shortfall import MIX_HEADER, missing_groups, mix_rows
 
 ASSETS = "report_assets"
 MAP_DOMAINS = 10  # domains coloured on the embedding map; the rest are grey
@@ -25,12 +28,20 @@ def _md_cell(text: Any) -> str:
 
 
 def load_summary(out_dir: str | Path) -> dict[str, Any]:
-    from lima.curation.run import SUMMARY
-
     return json.loads((Path(out_dir) / SUMMARY).read_text(encoding="utf-8"))
 
 
 # -- tables ---------------------------------------------------------------------------------------
+
+
+def _shortfall_table(counts: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    rows = [
+        [r["group"], r["asked"], r["candidates"], r["train"], r["dev"], r["fix"]]
+        for r in counts["shortfalls"]
+    ]
+    missing = missing_groups(counts)
+    title = "Warning: quota shortfall" + (f" (no examples of {', '.join(missing)})" if missing else "")
+    return title, ["group", "asked", "candidates", "train", "dev", "nearest fix"], rows
 
 
 def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
@@ -49,13 +60,11 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any
             [[s, r, n] for s, rs in counts["reasons_by_source"].items() for r, n in rs.items()],
         ),
         (
-            "Groups (quota, candidates, dev, train)",
-            ["group", "quota", "candidates", "dev", "train"],
-            [
-                [g, v.get("quota", "all"), v["candidates"], v["dev"], v["train"]]
-                for g, v in counts["groups"].items()
-            ],
+            "Mix per group (asked = the quota; whole = a pass-through group)",
+            MIX_HEADER,
+            mix_rows(counts, counts.get("pass_through", [])),
         ),
+        ("Lengths against LIMA's Table 1", LENGTH_HEADER, length_rows(summary["stats"])),
         (
             "Domain mix of the train set",
             ["domain", "train"],
@@ -65,6 +74,11 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any
             "Rows that are not posts or could not be joined (skipped, not records)",
             ["kind", "rows"],
             [[k, n] for k, n in counts["skipped_rows"].items()],
+        ),
+        (
+            "Repairs made to kept records",
+            ["repair", "count"],
+            [[k, n] for k, n in counts.get("repairs", {}).items()],
         ),
         (
             "Shards",
@@ -212,6 +226,15 @@ def dev_cap_note(cap: dict[str, Any]) -> str:
     )
 
 
+def dev_short_note(short: dict[str, Any]) -> str:
+    """One line saying that dev is smaller than asked because groups short of their quota gave none."""
+    plan = ", ".join(f"{g} {n}" for g, n in sorted(short["plan"].items())) or "none"
+    return (
+        f"dev has {short['drawn']} of {short['requested']}: a group gives dev only what it has beyond its "
+        f"training quota (per group: {plan}); dev.from_short_groups=true lifts this, dev.file names a dev set"
+    )
+
+
 def _card_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     counts = summary["counts"]
     rows = summary["stats"]["train"]
@@ -220,6 +243,10 @@ def _card_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     dev = str(counts["dev"])
     if "dev_capped" in counts:
         dev += f" ({dev_cap_note(counts['dev_capped'])})"
+    if "dev_short" in counts:
+        dev += f" ({dev_short_note(counts['dev_short'])})"
+    if "dev_file" in counts:
+        dev += f" (from {counts['dev_file']})"
     facts = [
         ("train examples", str(counts["train"])),
         ("dev examples", dev),
@@ -256,12 +283,10 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
 vertical-align:top;font-size:13px}table.ex td{width:50%}pre{white-space:pre-wrap;font-size:12px;max-height:22em;
 overflow:auto;background:#f7f7f7;padding:6px}.id{color:#666;font-size:12px}.p{font-weight:600;margin:4px 0}
-img{max-width:100%}"""
+img{max-width:100%}.warn{background:#fff3cd;border:2px solid #d9a400;padding:0 1em;margin:1em 0}"""
 
 
 def write_reports(out_dir: Path, config: CurateConfig, train: list[Example]) -> tuple[Path, Path]:
-    from lima.curation.run import REPORT_HTML, REPORT_MD
-
     summary = load_summary(out_dir)
     figures = _figures(summary, _map_points(train, config))
     tables = _tables(summary)
@@ -270,9 +295,14 @@ def write_reports(out_dir: Path, config: CurateConfig, train: list[Example]) -> 
     parts = [
         f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
-        render_data_card_html(out_dir),
     ]
+    if summary["counts"].get(
+        "shortfalls"
+    ):  # first thing on the page: what the config asked for and did not get
+        parts.append('<div class="warn">' + _html_table(*_shortfall_table(summary["counts"])) + "</div>")
+    parts.append(render_data_card_html(out_dir))
     parts += [_html_table(*t) for t in tables]
+    parts.append(f"<p>{escape(length_note(summary['stats']))}</p>")
     for name, png in figures.items():
         data = base64.b64encode(png).decode()
         parts.append(
@@ -287,8 +317,12 @@ def write_reports(out_dir: Path, config: CurateConfig, train: list[Example]) -> 
         fh.write("\n".join(parts))
 
     assets = out_dir / ASSETS
-    md = [f"# {title}", "", render_data_card_md(out_dir)]
+    md = [f"# {title}", ""]
+    if summary["counts"].get("shortfalls"):
+        md.append(_md_table(*_shortfall_table(summary["counts"])))
+    md.append(render_data_card_md(out_dir))
     md += [_md_table(*t) for t in tables]
+    md.append(length_note(summary["stats"]) + "\n")
     if figures:
         assets.mkdir(exist_ok=True)
     for name, png in figures.items():

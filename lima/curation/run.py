@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,20 @@ from lima.core.io import atomic_open, write_json
 from lima.core.manifest import RunManifest
 from lima.core.record import Example, write_records
 from lima.curation.config import CurateConfig, resolve_path
+from lima.curation.counts import count_run, report_examples, train_stats
 from lima.curation.empty import EmptyCurationError, empty_message
-from lima.curation.select import dev_size_cap, group_of, order_domain, select, split_dev
+from lima.curation.files import DEV, OUTPUTS, REJECTED, SUMMARY, TRAIN, WORK
+from lima.curation.select import (
+    dev_plan,
+    dev_size_cap,
+    group_of,
+    order_domain,
+    scale_quotas,
+    select,
+    split_dev,
+)
+from lima.curation.shortfall import shortfalls
 from lima.curation.types import Drop
-
-TRAIN, DEV, REJECTED, SUMMARY = "train.jsonl", "dev.jsonl", "rejected.jsonl.gz", "curation.json"
-REPORT_HTML, REPORT_MD, WORK = "report.html", "report.md", "shards"
-OUTPUTS = (TRAIN, DEV, REJECTED, SUMMARY, REPORT_HTML, REPORT_MD)
 
 
 @dataclass
@@ -73,7 +80,7 @@ def _progress():
 def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationResult:
     from lima.curation.executor import run_shards
     from lima.curation.shards import discover
-    from lima.curation.steps import DROPPED, KEPT, shard_dir
+    from lima.curation.steps import DROPPED, KEPT, load_site_groups, shard_dir, site_group
 
     shards = discover(paths, config.shard_bytes)
     work = out_dir / WORK
@@ -126,10 +133,21 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         candidates = [e for e in candidates if e.id not in gone]
 
     quotas = config.selection.quotas or {}
+    through = set(config.selection.pass_through) - set(quotas)  # a quota for the group wins: it is sampled
     if quotas:
-        for example in [e for e in candidates if group_of(e) not in quotas]:
+        for example in [e for e in candidates if group_of(e) not in quotas and group_of(e) not in through]:
             drop(example, "no_quota", "select", detail=f"group {group_of(example)} has no quota")
-        candidates = [e for e in candidates if group_of(e) in quotas]
+        candidates = [e for e in candidates if group_of(e) in quotas or group_of(e) in through]
+
+    dev_file: list[Example] = []
+    if config.dev.file:  # a hand-written dev set instead of a split; its prompts leave the candidates
+        from lima.core.conversations import read_conversation_file
+
+        dev_file = read_conversation_file(resolve_path(config.dev.file), "dev")
+        dev_prompts = {e.prompt.strip() for e in dev_file}
+        for example in [e for e in candidates if e.prompt.strip() in dev_prompts]:
+            drop(example, "in_dev_file", "select", detail=f"its prompt is in {config.dev.file}")
+        candidates = [e for e in candidates if e.prompt.strip() not in dev_prompts]
 
     quality_problems: dict[str, int] = {}
     if config.quality is not None:
@@ -144,12 +162,17 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
             candidates = [e for e in candidates if e.id not in low_ids]
 
     uniform = config.selection.uniform_groups
-    dev_size = dev_size_cap(config.dev.size, len(candidates), config.dev.max_fraction)
-    dev = split_dev(
-        candidates, dev_size, quotas, config.dev.groups, config.selection.temperature, config.seed, uniform
-    )
+    sampled = [e for e in candidates if group_of(e) not in through]
+    passed = [e for e in candidates if group_of(e) in through]
+    requested = 0 if config.dev.file else config.dev.size
+    dev_size = dev_size_cap(requested, len(sampled), config.dev.max_fraction)
+    asked = quotas
+    if config.selection.scale_quotas and quotas:
+        quotas = scale_quotas(sampled, quotas)
+    plan = dev_plan(sampled, dev_size, quotas, config.dev.groups, config.dev.from_short_groups)
+    dev = dev_file or split_dev(sampled, plan, config.selection.temperature, config.seed, uniform)
     dev_ids = {e.id for e in dev}
-    pool = [e for e in candidates if e.id not in dev_ids]
+    pool = [e for e in sampled if e.id not in dev_ids]
 
     embeddings = None
     if config.selection.order == "diversity":
@@ -168,7 +191,7 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
             config.selection.score_by,
         )
 
-    train = select(pool, quotas, config.selection.temperature, config.seed, orderer, uniform)
+    train = select(pool, quotas, config.selection.temperature, config.seed, orderer, uniform) + passed
     train_ids = {e.id for e in train}
     for example in pool:
         if example.id not in train_ids:
@@ -177,15 +200,31 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
     for example in (*train, *dev):
         example.meta.setdefault("group", group_of(example))
 
-    counts = _counts(summaries, shards, work, loaded, candidates, late_drops, dev, train, quotas)
+    counts = count_run(summaries, shards, work, loaded, candidates, late_drops, dev, train, asked)
+    if quotas != asked:
+        counts["scaled_quotas"] = quotas
     counts["quality_problems"] = quality_problems
-    if dev_size < config.dev.size:
+    if dev_size < requested:
         counts["dev_capped"] = {
-            "requested": config.dev.size,
+            "requested": requested,
             "cap": dev_size,
-            "candidates": len(candidates),
+            "candidates": len(sampled),
             "max_fraction": config.dev.max_fraction,
         }
+    if len(dev) < dev_size:  # groups short of their quota gave nothing to dev
+        counts["dev_short"] = {"requested": dev_size, "drawn": len(dev), "plan": plan}
+    if dev_file:
+        counts["dev_file"] = str(config.dev.file)
+    counts["pass_through"] = sorted(through)
+    sites = load_site_groups(config)  # which Stack Exchange groups the inputs can feed at all
+    counts["stackexchange_groups"] = sorted(
+        {
+            site_group(s.domain, sites, config.default_site_group)
+            for s in shards
+            if s.format == "stackexchange"
+        }
+    )
+    counts["shortfalls"] = shortfalls(counts, config)
 
     rejected_path = out_dir / REJECTED
     with atomic_open(rejected_path, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as fh:
@@ -196,15 +235,15 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         for item in late_drops:
             fh.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
 
-    dev_path = out_dir / DEV if config.dev.size > 0 and train else None
+    dev_path = out_dir / DEV if (requested > 0 or dev_file) and train else None
     if dev_path is not None:
         write_records(dev_path, dev)
     write_json(
         out_dir / SUMMARY,
         {
             "counts": counts,
-            "stats": _stats(train, dev, config),
-            "examples": _examples(train, late_drops, work, shards, config.report.examples),
+            "stats": train_stats(train, dev, config),
+            "examples": report_examples(train, late_drops, work, shards, config.report.examples),
         },
     )
 
@@ -215,119 +254,3 @@ def _curate(config: CurateConfig, out_dir: Path, paths: list[Path]) -> CurationR
         raise EmptyCurationError(empty_message(counts, config, report_html), counts)
     write_records(out_dir / TRAIN, train)  # last: its presence means the run finished
     return CurationResult(out_dir / TRAIN, dev_path, report_html, report_md, counts, out_dir, rejected_path)
-
-
-def _counts(summaries, shards, work, loaded, candidates, late_drops, dev, train, quotas) -> dict[str, Any]:
-    from lima.curation.steps import DROPPED, shard_dir
-
-    sources: dict[str, Counter] = defaultdict(Counter)
-    reasons: Counter = Counter()
-    reasons_by_source: dict[str, Counter] = defaultdict(Counter)
-    for shard in shards:
-        with gzip.open(shard_dir(work, shard) / DROPPED, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                item = json.loads(line)
-                sources[item["source"]]["in"] += 1
-                sources[item["source"]]["filtered_out"] += 1
-                reasons[item["reason"]] += 1
-                reasons_by_source[item["source"]][item["reason"]] += 1
-    for source, n in loaded.items():
-        sources[source]["in"] += n
-    for item in late_drops:
-        reasons[item.reason] += 1
-        reasons_by_source[item.source][item.reason] += 1
-        if item.stage == "dedup":
-            sources[item.source]["duplicates"] += 1
-    for example in candidates:
-        sources[example.source]["candidates"] += 1
-    for example in dev:
-        sources[example.source]["dev"] += 1
-    for example in train:
-        sources[example.source]["train"] += 1
-    groups: dict[str, dict[str, int]] = defaultdict(lambda: {"candidates": 0, "dev": 0, "train": 0})
-    for example in candidates:
-        groups[group_of(example)]["candidates"] += 1
-    for example in dev:
-        groups[group_of(example)]["dev"] += 1
-    for example in train:
-        groups[group_of(example)]["train"] += 1
-    for group, quota in quotas.items():
-        groups[group]["quota"] = quota
-    skipped: Counter = Counter()
-    for summary in summaries:
-        skipped.update(summary.get("skipped_rows", {}))
-    keys = ("in", "filtered_out", "duplicates", "candidates", "dev", "train")
-    return {
-        "sources": {s: {k: c.get(k, 0) for k in keys} for s, c in sorted(sources.items())},
-        "reasons": dict(reasons.most_common()),
-        "reasons_by_source": {s: dict(c.most_common()) for s, c in sorted(reasons_by_source.items())},
-        "groups": {g: dict(v) for g, v in sorted(groups.items())},
-        "domains_train": dict(Counter(e.domain or e.source for e in train).most_common()),
-        "skipped_rows": dict(skipped.most_common()),
-        "shards": [
-            {k: s[k] for k in ("shard", "path", "format", "rows_in", "kept", "skipped")} for s in summaries
-        ],
-        "train": len(train),
-        "dev": len(dev),
-    }
-
-
-def _token_counter(config: CurateConfig):
-    if config.report.tokenizer:
-        from lima.core.models import load_tokenizer
-
-        tokenizer = load_tokenizer(config.report.tokenizer)
-        return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    from lima.curation.embed import minilm_tokenizer
-
-    tokenizer = minilm_tokenizer()
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
-
-
-def _stats(train: list[Example], dev: list[Example], config: CurateConfig) -> dict[str, Any]:
-    count_tokens = _token_counter(config)
-    return {
-        "tokenizer": config.report.tokenizer or "all-MiniLM-L6-v2 (WordPiece)",
-        "train": [
-            {
-                "id": e.id,
-                "source": e.source,
-                "domain": e.domain,
-                "group": group_of(e),
-                "prompt_chars": len(e.prompt),
-                "response_chars": len(e.response),
-                "prompt_tokens": count_tokens(e.prompt),
-                "response_tokens": count_tokens(e.response),
-                "score": e.meta.get("score"),
-                "quality": e.meta.get("quality"),
-            }
-            for e in train
-        ],
-        "dev_ids": [e.id for e in dev],
-    }
-
-
-def _examples(train: list[Example], late_drops: list[Drop], work: Path, shards, n: int) -> dict[str, Any]:
-    """A few kept and rejected examples (with text) for the report, chosen deterministically."""
-    from lima.curation.steps import DROPPED, shard_dir
-
-    kept = [
-        {"id": e.id, "domain": e.domain, "prompt": e.prompt[:600], "response": e.response[:1200]}
-        for e in sorted(train, key=lambda e: e.id)[:: max(1, len(train) // max(n, 1))][:n]
-    ]
-    rejected: list[dict[str, Any]] = []
-    seen_reasons: set[str] = set()
-    pools = [d.to_dict() for d in late_drops if d.reason not in ("not_selected", "no_quota")]
-    for shard in shards:
-        with gzip.open(shard_dir(work, shard) / DROPPED, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                item = json.loads(line)
-                if item.get("response"):
-                    pools.append(item)
-                if len(pools) > 2000:
-                    break
-    for item in pools:  # one example per reason first, for variety
-        if item.get("response") and item["reason"] not in seen_reasons and len(rejected) < n:
-            seen_reasons.add(item["reason"])
-            rejected.append(item)
-    return {"kept": kept, "rejected": rejected}

@@ -130,38 +130,81 @@ def select(
     return selected
 
 
-def split_dev(
+def apportion(size: int, weights: dict[str, float], capacity: dict[str, int]) -> dict[str, int]:
+    """``size`` split over groups in proportion to ``weights``, none above its ``capacity``: a capped group's
+    excess goes to the others in the same proportion, integers by largest remainder."""
+    active = {g: w for g, w in weights.items() if w > 0 and capacity.get(g, 0) > 0}
+    fixed: dict[str, int] = {}
+    left = min(size, sum(capacity.get(g, 0) for g in active))
+    while active:
+        total = sum(active.values())
+        over = [g for g, w in active.items() if left * w / total >= capacity[g]]
+        if not over:
+            break
+        for g in over:
+            fixed[g] = capacity[g]
+            left -= capacity[g]
+            del active[g]
+    shares = {g: left * w / sum(active.values()) for g, w in active.items()} if active else {}
+    result = {**fixed, **{g: int(s) for g, s in shares.items()}}
+    order = sorted(shares, key=lambda g: (-(shares[g] - result[g]), g))
+    for g in order[: left - sum(result[g] for g in shares)]:
+        result[g] += 1
+    return {g: n for g, n in result.items() if n > 0}
+
+
+def dev_plan(
     candidates: list[Example],
     size: int,
     quotas: dict[str, int],
     groups: list[str] | None,
+    from_short_groups: bool = False,
+) -> dict[str, int]:
+    """Dev examples per group: ``size`` spread like the quotas (like the candidates without quotas). A group
+    gives dev only what it has beyond its training quota, so dev never starves a group of its quota, unless
+    ``from_short_groups`` (then any candidate may go to dev)."""
+    if size <= 0:
+        return {}
+    present: dict[str, int] = defaultdict(int)
+    for example in candidates:
+        present[group_of(example)] += 1
+    eligible = set(groups or quotas or present) & set(present)
+    weights = {g: float(quotas.get(g, 0) if quotas else present[g]) for g in eligible}
+    if not any(weights.values()):
+        weights = {g: 1.0 for g in eligible}
+    capacity = {
+        g: present[g] if from_short_groups or not quotas else max(0, present[g] - quotas.get(g, 0))
+        for g in eligible
+    }
+    return apportion(size, weights, capacity)
+
+
+def split_dev(
+    candidates: list[Example],
+    plan: dict[str, int],
     temperature: float,
     seed: int,
     uniform_groups: Collection[str] = (),
 ) -> list[Example]:
-    """A dev set drawn *before* the train set: ``size`` examples spread over groups like the quotas."""
-    if size <= 0:
-        return []
-    present = {group_of(e) for e in candidates}
-    eligible = set(groups or quotas or present) & present
-    pool = [e for e in candidates if group_of(e) in eligible]
+    """The dev set, drawn *before* the train set: ``plan[group]`` random examples of each group."""
+    pool = [e for e in candidates if group_of(e) in plan]
     if not pool:
         return []
-    weights = {g: (quotas.get(g, 0) if quotas else sum(group_of(e) == g for e in pool)) for g in eligible}
-    weights = {g: w for g, w in weights.items() if w > 0} or {g: 1 for g in eligible}
-    total = sum(weights.values())
-    # Largest-remainder apportionment of the dev size over the groups.
-    shares = {g: size * w / total for g, w in weights.items()}
-    dev_quotas = {g: int(s) for g, s in shares.items()}
-    for g in sorted(shares, key=lambda g: (-(shares[g] - dev_quotas[g]), g))[
-        : size - sum(dev_quotas.values())
-    ]:
-        dev_quotas[g] += 1
 
     def random_order(items: list[Example]) -> list[Example]:
         return order_domain(items, "random", seed)
 
-    return select(pool, dev_quotas, temperature, seed + 1, random_order, uniform_groups)
+    return select(pool, plan, temperature, seed + 1, random_order, uniform_groups)
+
+
+def scale_quotas(candidates: list[Example], quotas: dict[str, int]) -> dict[str, int]:
+    """The quotas times one factor (≤ 1) that the scarcest group with candidates can fill, so the train set keeps
+    the proportions the quotas ask for; groups without candidates keep their quota (and are reported short)."""
+    have: dict[str, int] = defaultdict(int)
+    for example in candidates:
+        have[group_of(example)] += 1
+    factor = min([1.0, *(have[g] / q for g, q in quotas.items() if q > 0 and have[g] > 0)])
+    return {g: math.floor(q * factor) if have[g] else q for g, q in quotas.items()}
 
 
 def dev_size_cap(size: int, candidates: int, max_fraction: float) -> int:

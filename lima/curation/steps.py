@@ -148,6 +148,7 @@ def _process_shard(shard: Shard, config_data: dict[str, Any], work_dir: str) -> 
         "kept": counts.kept,
         "reasons": counts.reasons,
         "skipped_rows": counts.skipped_rows,
+        "repairs": counts.repairs,
     }
     write_json(out / COUNTS, summary)
     (out / DONE).write_text(fp + "\n")  # last: the marker is what says "finished"

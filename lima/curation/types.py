@@ -55,9 +55,13 @@ class ShardCounts:
     kept: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     skipped_rows: dict[str, int] = field(default_factory=dict)  # rows that are not posts (tag wiki, …)
+    repairs: dict[str, int] = field(default_factory=dict)  # fixes made to kept records (kind -> count)
 
     def drop(self, reason: str) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
     def skip(self, kind: str) -> None:
         self.skipped_rows[kind] = self.skipped_rows.get(kind, 0) + 1
+
+    def repair(self, kind: str, n: int = 1) -> None:
+        self.repairs[kind] = self.repairs.get(kind, 0) + n

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lima.core.errors import LimaError, RecordError
-from lima.core.record import Example, iter_record_results
+from lima.core.conversations import read_conversation_file
+from lima.core.errors import LimaError
+from lima.core.record import Example
 
 IGNORE_INDEX = -100
 
@@ -79,7 +80,9 @@ def tokenize_example(tokenizer: Any, example: Example, max_length: int) -> tuple
     return ids[:max_length], labels[:max_length], trimmed
 
 
-def tokenize_records(tokenizer: Any, examples: list[Example], max_length: int) -> tuple[list[dict], TokenizeStats]:
+def tokenize_records(
+    tokenizer: Any, examples: list[Example], max_length: int
+) -> tuple[list[dict], TokenizeStats]:
     """Tokenize every record; returns rows ``{input_ids, labels, length}`` and counts."""
     from tqdm.auto import tqdm
 
@@ -101,15 +104,9 @@ def tokenize_records(tokenizer: Any, examples: list[Example], max_length: int) -
 
 
 def read_training_records(path: Path, what: str) -> list[Example]:
-    """All records of ``path``; any invalid line is an error naming ``file:line`` (never silently skipped)."""
-    records = []
-    for result in iter_record_results(path):
-        if isinstance(result, RecordError):
-            raise RecordError(f"{what} data: {result}")
-        records.append(result)
-    if not records:
-        raise RecordError(f"{what} data: {path}: holds no records; expected one JSON object per line")
-    return records
+    """All records of ``path`` in any format curation reads (records, LIMA/FastChat, ShareGPT, Alpaca, JSON
+    array or lines); any invalid record is an error naming its place (never silently skipped)."""
+    return read_conversation_file(path, what)
 
 
 class PaddingFreeCollator:

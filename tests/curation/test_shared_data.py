@@ -22,7 +22,7 @@ def lima_run(shared_data, tmp_path_factory):
     result = run_cli(
         "curate", LIMA_YAML, "--out", str(out),
         "--input", str(shared_data / "stackexchange"), "--input", str(shared_data / "wikihow"),
-        "selection.quotas=null", "dev.size=0", "filters.wikihow.min_steps=2", *FAST,
+        "selection.quotas=null", "dev.size=0", "filters.wikihow.min_steps=2", "filters.wikihow.min_chars=null", *FAST,
     )  # fmt: skip
     assert_ok(result)
     return out

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lima.core.conversations import default_source_for, sniff_format, strip_preamble, to_example
 from lima.core.errors import LimaError, RecordError
 from lima.core.io import parse_json_document
 from lima.core.record import Example
@@ -23,37 +24,9 @@ from lima.curation.filters import language_reason, length_reason
 from lima.curation.types import Drop, ShardCounts
 
 FORMATS = ("records", "lima", "fastchat", "alpaca", "messages", "reddit", "natinst")
-_PREAMBLE = re.compile(r"^\s*Below is an instruction.*?###\s*Instruction:\s*", re.S | re.I)
-_RESPONSE_TAIL = re.compile(r"\s*###\s*Response:\s*$", re.I)
-_FROM_ROLE = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "chatgpt": "assistant",
-    "bing": "assistant",
-    "bard": "assistant",
-    "system": "system",
-}
 _REDDIT_TAG = re.compile(r"^\s*\[(?:WP|SP|EU|CW|OT|IP|PI|TT|RF|MP)\]\s*", re.I)
 _GONE = {"[removed]", "[deleted]", ""}
-
-
-def sniff_format(obj: Any) -> str | None:
-    if not isinstance(obj, dict):
-        return None
-    if "Definition" in obj and ("Instances" in obj or "Positive Examples" in obj):
-        return "natinst"  # a Natural Instructions task file (one object, read by sources.natinst)
-    conversations = obj.get("conversations")
-    if isinstance(conversations, list) and conversations:
-        return "lima" if all(isinstance(t, str) for t in conversations) else "fastchat"
-    if "messages" in obj:
-        return "records" if "source" in obj and "id" in obj else "messages"
-    if "instruction" in obj and "output" in obj:
-        return "alpaca"
-    if "title" in obj and any(k in obj for k in ("comments", "top_comments")):
-        return "reddit"
-    return None
+__all__ = ["FORMATS", "default_source_for", "read_jsonl", "sniff_format", "strip_preamble"]
 
 
 def _opener(path: Path):
@@ -144,10 +117,6 @@ def iter_objects(path: Path, start: int = 0, end: int | None = None) -> Iterator
                 yield f"{pos}", BadLine("bad_json")
 
 
-def strip_preamble(text: str) -> str:
-    return _RESPONSE_TAIL.sub("", _PREAMBLE.sub("", text, count=1)).strip()
-
-
 def _to_example(
     fmt: str,
     obj: Any,
@@ -168,48 +137,7 @@ def _to_example(
             return "bad_record"
     if fmt == "reddit":
         return _reddit(obj, rid, reddit)
-    messages: list[dict[str, str]] = []
-    if fmt == "lima":
-        turns = obj.get("conversations") or []
-        if not all(isinstance(t, str) for t in turns):
-            return "bad_record"
-        messages = [
-            {"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)
-        ]
-    elif fmt == "fastchat":
-        for turn in obj.get("conversations") or []:
-            role = _FROM_ROLE.get(str(turn.get("from", "")).lower()) if isinstance(turn, dict) else None
-            if role is None or not isinstance(turn.get("value"), str):
-                return "bad_record"
-            messages.append({"role": role, "content": turn["value"]})
-    elif fmt == "messages":
-        for turn in obj.get("messages") or []:
-            if (
-                not isinstance(turn, dict)
-                or turn.get("role") not in ("system", "user", "assistant")
-                or not isinstance(turn.get("content"), str)
-            ):
-                return "bad_record"
-            messages.append({"role": turn["role"], "content": turn["content"]})
-    elif fmt == "alpaca":
-        instruction, extra, output = obj.get("instruction"), obj.get("input") or "", obj.get("output")
-        if not isinstance(instruction, str) or not isinstance(output, str) or not isinstance(extra, str):
-            return "bad_record"
-        prompt = f"{instruction.strip()}\n\n{extra.strip()}" if extra.strip() else instruction.strip()
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
-    if rules.strip_preamble:
-        for m in messages:
-            if m["role"] == "user":
-                m["content"] = strip_preamble(m["content"])
-    if not any(m["role"] == "user" and m["content"].strip() for m in messages):
-        return "no_prompt"
-    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
-        return "no_response"
-    meta = {k: v for k, v in obj.items() if k in ("score", "url", "license") and v is not None}
-    source = obj.get("source") if isinstance(obj.get("source"), str) and obj.get("source") else default_source
-    meta["group"] = source
-    domain = obj.get("domain") if isinstance(obj.get("domain"), str) else ""
-    return Example(id=rid, source=source, domain=domain or source, messages=messages, meta=meta)
+    return to_example(fmt, obj, rid, default_source, rules.strip_preamble)
 
 
 def _reddit(obj: dict[str, Any], rid: str, rules: RedditFilters) -> Example | str:
@@ -269,12 +197,6 @@ def _score(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(number) if math.isfinite(number) else None
-
-
-def default_source_for(path: Path, fmt: str) -> str:
-    if fmt in ("lima", "fastchat") and "lima" in path.name.lower():
-        return "lima"
-    return {"fastchat": "sharegpt", "messages": "sharegpt"}.get(fmt, fmt)
 
 
 def read_jsonl(

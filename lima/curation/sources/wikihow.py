@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lima.core.errors import LimaError
 from lima.core.io import stable_hash
@@ -69,6 +70,48 @@ def prompt_from_title(title: str, glued_index: bool = False) -> str:
     return title + "?"
 
 
+# A URL in a step ("Go to https://www.facebook.com/ and log in.") is the step's object: removing it leaves a cut
+# step ("Go to and log in."), so it becomes its host name ("Go to facebook.com and log in.").
+_URL_TOKEN = re.compile(r"(?<![\w/@])(?:https?://|www\.)[^\s)\]>\"']+", re.I)
+_URL_TRAIL = ".,;:!?"
+# A step whose object is gone: an instruction that ends right after "Go to" / "Visit" (nothing left to go to),
+# or a number with no text. Only in command position (step start or sentence start): "during your visit." is whole.
+_CUT_STEP = re.compile(
+    r"(?:^\s*\d+[.)]\s*(?:\*\*)?\s*|[.!?]\s+|\*\*\s*)(?:(?:go|navigate|head|browse)\s+(?:back\s+)?to|visit)"
+    r"\s*[.,;:!?]?\s*(?:\*\*)?\s*$"
+    r"|^\s*\d+[.)]\s*(?:\*\*\s*\*\*)?\s*[.,;:!?]?\s*$",
+    re.I,
+)
+
+
+def url_as_text(url: str) -> str:
+    """``https://www.paypal.com/login/`` → ``paypal.com/login``; a long path or a query keeps the host only."""
+    trail = ""
+    while url and url[-1] in _URL_TRAIL:
+        url, trail = url[:-1], url[-1] + trail
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = (parts.hostname or "").removeprefix("www.")
+    path = parts.path.rstrip("/")
+    text = f"{host}{path}" if path and len(host + path) <= 40 and not parts.query else host
+    return (text or url) + trail
+
+
+def repair_urls(text: str) -> str:
+    return _URL_TOKEN.sub(lambda m: url_as_text(m.group(0)), text)
+
+
+def count_urls(text: str) -> int:
+    return len(_URL_TOKEN.findall(text))
+
+
+def cut_step(body: str) -> str | None:
+    """The first step (line) of ``body`` whose text was cut, or None."""
+    for line in body.splitlines():
+        if _NUMBERED.match(line) and _CUT_STEP.search(line):
+            return line.strip()
+    return None
+
+
 _IMAGE_JSON = re.compile(r'\{\s*"smallUrl"')
 _DECODER = json.JSONDecoder()
 
@@ -88,7 +131,7 @@ def drop_image_json(text: str) -> str:
 def clean_text(text: str, rules: WikiHowFilters) -> str:
     text = drop_image_json(text)
     text = _CITATION.sub("", text)
-    text = strip_urls(text)
+    text = strip_urls(repair_urls(text) if rules.urls == "host" else text)
     if rules.rewrite_this_article:
         text = _THIS_ARTICLE.sub(
             lambda m: "The following answer" if m.group(1) == "T" else "the following answer", text
@@ -195,31 +238,33 @@ def _articles(reader, layout, path, rules, counts, language) -> Iterator[Example
         current: str | None = None
         category = ""
         steps: list[tuple[str, str]] = []
+        urls = 0
         for row in _rows(reader, path, counts):
             if isinstance(row, Drop):
                 yield row
                 continue
             if row["title"] != current:
                 if current is not None:
-                    yield _article(
-                        current, category, _steps_markdown(steps, rules), len(steps), rules, counts, language
-                    )
-                current, category, steps = row["title"], row.get("category", ""), []
+                    body = _steps_markdown(steps, rules)
+                    yield _article(current, category, body, len(steps), rules, counts, language, urls=urls)
+                current, category, steps, urls = row["title"], row.get("category", ""), [], 0
             if not _pruned(row["heading"], rules) and row["paragraph"].strip():
                 steps.append((row["heading"], row["paragraph"]))
+                urls += count_urls(row["heading"]) + count_urls(row["paragraph"])
         if current is not None:
-            yield _article(
-                current, category, _steps_markdown(steps, rules), len(steps), rules, counts, language
-            )
+            body = _steps_markdown(steps, rules)
+            yield _article(current, category, body, len(steps), rules, counts, language, urls=urls)
         return
     for row in _rows(reader, path, counts):
         if isinstance(row, Drop):
             yield row
             continue
+        raw = row["result"] if layout == "articles" else row["text"]
         if layout == "articles":
-            body, n_steps = _article_markdown(row["result"], rules)
+            body, n_steps = _article_markdown(raw, rules)
         else:
-            body, n_steps = _all_markdown(row["text"], rules)
+            body, n_steps = _all_markdown(raw, rules)
+        glued = layout == "wikihowall"
         yield _article(
             row["title"],
             row.get("category", ""),
@@ -228,26 +273,42 @@ def _articles(reader, layout, path, rules, counts, language) -> Iterator[Example
             rules,
             counts,
             language,
-            layout == "wikihowall",
+            glued,
+            count_urls(raw),
         )
 
 
-def _article(title, category, body, n_steps, rules, counts, language, glued_index=False) -> Example | Drop:
+def _article(
+    title, category, body, n_steps, rules, counts, language, glued_index=False, urls=0
+) -> Example | Drop:
     counts.rows_in += 1
     domain = (category or "").strip() or "wikihow"
     prompt = prompt_from_title(title, glued_index)
     record_id = f"wikihow-{stable_hash(title.strip())[:12]}"
-    reason = None
+    reason, detail = None, ""
+    cut = cut_step(body) if rules.drop_cut_steps else None
     if not title.strip():
         reason = "missing_title"
     elif n_steps < rules.min_steps or not body:
         reason = "no_steps"
+    elif cut:  # a step whose object (a link, an image) is gone: the instructions no longer work
+        reason, detail = "cut_step", f"step {cut[:120]!r} lost its object"
     else:
         reason = length_reason(body, rules.min_chars, rules.max_chars) or language_reason(body, language)
     if reason:
         counts.drop(reason)
-        return Drop(id=record_id, source=SOURCE, domain=domain, reason=reason, prompt=prompt, response=body)
+        return Drop(
+            id=record_id,
+            source=SOURCE,
+            domain=domain,
+            reason=reason,
+            prompt=prompt,
+            response=body,
+            detail=detail,
+        )
     counts.kept += 1
+    if urls and rules.urls == "host":
+        counts.repair("url_as_host_name", urls)
     return Example(
         id=record_id,
         source=SOURCE,
