@@ -18,14 +18,17 @@ def curate(
     """Curate dumps (Stack Exchange, wikiHow, Reddit, JSONL sets) into a LIMA-style train/dev set with a report."""
     from lima.core.cli_util import raise_on_sigterm
     from lima.core.config import load_config
+    from lima.core.lock import LOCK_NAME, OutputLock
+    from lima.core.outputs import check_out_dir
     from lima.curation.config import CurateConfig
     from lima.curation.report import dev_cap_note
     from lima.curation.run import run_curation
 
     raise_on_sigterm()
     resolved = load_config(config, CurateConfig, overrides or [])
-    out_dir = out or Path("runs") / "curate" / config.stem
-    result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
+    out_dir = check_out_dir(out or Path("runs") / "curate" / config.stem)
+    with OutputLock(out_dir / LOCK_NAME, f"--out {out_dir}"):
+        result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
     counts = result.counts
     typer.echo(f"train: {counts['train']} examples -> {result.train_path}")
     if result.dev_path is not None:

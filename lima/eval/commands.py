@@ -14,6 +14,9 @@ import typer
 from lima.core.cli_util import raise_on_sigterm
 
 OVERRIDES = typer.Argument(None, help="key=value overrides, dotted for nested keys (endpoint.model=...).")
+OVERWRITE = typer.Option(
+    False, "--overwrite", help="Start --out again with these settings instead of resuming it (refused if they differ)."
+)
 
 
 def _slug(text: str) -> str:
@@ -41,16 +44,23 @@ def generate(
     prompts: Path = typer.Option(None, "--prompts", help="Prompt file (overrides the config)."),
     out: Path = typer.Option(None, "--out", help="Output JSONL (default runs/generations/<model>.jsonl)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    name: str = typer.Option(
+        None, "--name", help="What reports, exports and charts call this model (default: short, from --model)."
+    ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Generate decoding.samples responses per prompt (LIMA decoding by default); resumes an interrupted run."""
     from lima.core.config import load_config
     from lima.eval.config import GenerateConfig
     from lima.eval.generate import run_generation
+    from lima.eval.resume_guard import guard_generate
 
     raise_on_sigterm()
     cfg = load_config(config, GenerateConfig, overrides or [])
+    cfg = cfg.model_copy(update={"name": name}) if name else cfg
     out = out or Path("runs/generations") / f"{_slug(model or cfg.model)}.jsonl"
-    path = run_generation(cfg, out, model=model, prompts=prompts, limit=limit)
+    with guard_generate(cfg, out, model, overwrite):
+        path = run_generation(cfg, out, model=model, prompts=prompts, limit=limit)
     typer.echo(f"generations: {path}")
 
 
@@ -61,16 +71,20 @@ def judge(
     b: Path = typer.Option(..., "--b", help="Generations of model B (the baseline)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/judge/<A>_vs_<B>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Judge A against B with an LLM, both orders per pair; prints win/tie/loss and the win rate."""
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
     from lima.eval.judge import run_judging
+    from lima.eval.resume_guard import guard_judge, warn_same_answers
 
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
     out = out or Path("runs/judge") / f"{_slug(a.stem)}_vs_{_slug(b.stem)}"
-    summary = run_judging(cfg, a, b, out, limit=limit)
+    warn_same_answers(a, b)
+    with guard_judge(cfg, a, b, out, overwrite):
+        summary = run_judging(cfg, a, b, out, limit=limit)
     from lima.eval.report import SUMMARY_KEYS
 
     _echo_table({k: summary[k] for k in SUMMARY_KEYS if k in summary})  # soft_win_rate: soft judges only
@@ -95,17 +109,20 @@ def grade(
     samples: int = typer.Option(None, "--samples", min=1, help="Judge samples per prompt (default: config)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/grade/<GEN>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI) or, with
     scale: absolute, LIMA's Fail / Pass / Excellent."""
     from lima.core.config import load_config
     from lima.eval.config import GradeConfig
     from lima.eval.grade import run_grading
+    from lima.eval.resume_guard import guard_grade
 
     raise_on_sigterm()
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
-    summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
+    with guard_grade(cfg, gen, out, samples, overwrite):
+        summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
     keys = ("model", "n", "errors", "samples", "mean", "ci95")
     if summary.get("scale") == "absolute":
         keys = ("model", "n", "errors", "excellent_pct", "pass_pct", "fail_pct")

@@ -18,15 +18,18 @@ def train(
     """Fine-tune a model on example records (LoRA, QLoRA, DoRA or full) with LIMA's recipe."""
     from lima.core.cli_util import raise_on_sigterm
     from lima.core.config import load_config
+    from lima.core.lock import LOCK_NAME, OutputLock
+    from lima.core.outputs import check_out_dir
     from lima.finetune.config import TrainConfig
 
     raise_on_sigterm()
     train_config = load_config(config, TrainConfig, overrides or [])
-    out_dir = out or Path("runs") / f"train-{config.stem}"
+    out_dir = check_out_dir(out or Path("runs") / f"train-{config.stem}")
     from lima.finetune.run import run_training
 
     try:
-        result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
+        with OutputLock(out_dir / LOCK_NAME, f"--out {out_dir}"):
+            result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
     except KeyboardInterrupt:
         typer.echo(f"interrupted; finished epochs are kept. Continue with: --out {out_dir} --resume", err=True)
         raise typer.Exit(130) from None
