@@ -48,6 +48,7 @@ class OutputLock:
         self.path = Path(path)
         self.what = what
         self.held = False
+        self.made: list[Path] = []  # folders this lock created: removed again if the run left them empty
 
     def _stale(self, holder: dict | None) -> bool:
         if holder is None:  # unreadable: stale once it is older than a write takes
@@ -61,6 +62,7 @@ class OutputLock:
     def acquire(self) -> None:
         if int(os.environ.get("RANK", "0") or 0) != 0:
             return
+        self.made = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {
             "pid": os.getpid(),
@@ -97,6 +99,11 @@ class OutputLock:
             if holder is None or holder.get("pid") == os.getpid():
                 self.path.unlink(missing_ok=True)
             self.held = False
+            for folder in self.made:  # deepest first; a refused run leaves nothing behind
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     def __enter__(self) -> OutputLock:
         self.acquire()
