@@ -223,3 +223,21 @@ def test_judging_a_file_against_itself_warns(tmp_path, cli):
         identical = cli("judge", str(config), "--a", str(a), "--b", str(twin), "--out", str(tmp_path / "j2"))
     assert same.returncode == 0 and "warning: --a and --b are the same file" in same.stderr
     assert identical.returncode == 0 and "give the same answer to all 2 prompt(s)" in identical.stderr
+
+
+def test_judge_and_grade_refuse_to_replace_a_result_made_with_other_settings(tmp_path, cli):
+    a = _gen(tmp_path / "a.jsonl", "ours", {"p1": "red", "p2": "4"})
+    b = _gen(tmp_path / "b.jsonl", "base", {"p1": "blue", "p2": "5"})
+    judged, graded = tmp_path / "j", tmp_path / "g"
+    with FakeOpenAI(reply=lambda body: "Answer A is significantly better. Score: 5") as fake:
+        config = _judge_config(tmp_path, fake.base_url)
+        judge = ("judge", str(config), "--a", str(a), "--b", str(b), "--out", str(judged))
+        grade = ("grade", str(config), "--gen", str(a), "--samples", "1", "--out", str(graded))
+        assert cli(*judge).returncode == 0 and cli(*grade).returncode == 0
+        assert cli(*judge, "endpoint.concurrency=8", "bootstrap=200").returncode == 0  # run-only: no refusal
+        _one_line(
+            cli(*judge, "temperature=0.5"), "made with other settings", "temperature: 0.0 there, 0.5 now"
+        )
+        _one_line(cli(*grade, "--samples", "2"), "made with other settings", "samples: 1 there, 2 now")
+        assert cli(*judge, "temperature=0.5", "--overwrite").returncode == 0
+        assert cli(*judge, "temperature=0.5").returncode == 0  # the new settings are the folder's now
