@@ -283,7 +283,9 @@ def calibrate(
 
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
-    out = out or Path("runs/calibrate") / f"{_slug(labels.stem)}-{_slug(config.stem)}"
+    from lima.core.outputs import check_out_dir
+
+    out = check_out_dir(out or Path("runs/calibrate") / f"{_slug(labels.stem)}-{_slug(config.stem)}")
     result = run_calibration(cfg, labels, fmt, out, limit=limit)
     _print_agreement(result["agreement"], as_json, {k: v for k, v in result.items() if k != "agreement"})
 
