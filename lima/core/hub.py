@@ -58,10 +58,9 @@ def _cached(repo_id: str) -> bool:
         return False
 
 
-def hub_access(spec: str) -> dict[str, Any]:
-    """Extra ``from_pretrained`` kwargs for hub id ``spec``, or a one-line error when it cannot load."""
-    from lima.core.models import DEFAULT_MODEL
-
+def hub_access(spec: str, fallback: str) -> dict[str, Any]:
+    """Extra ``from_pretrained`` kwargs for hub id ``spec``, or a one-line error (suggesting ``fallback``, the
+    embedded model) when it cannot load."""
     offline = hub_offline()
     if _cached(spec):
         return {"local_files_only": True} if offline or not hub_reachable() else {}
@@ -74,5 +73,5 @@ def hub_access(spec: str) -> dict[str, Any]:
         return {}
     raise ModelResolutionError(
         f"model {spec!r} could not be loaded from the Hugging Face Hub ({reason}); "
-        f"use a local path or {DEFAULT_MODEL}"
+        f"use a local path or {fallback}"
     )

@@ -158,7 +158,7 @@ def pretrained_location(spec: str | ResolvedModel) -> tuple[str, dict[str, Any]]
     if resolved.kind == "hub":
         from lima.core.hub import hub_access
 
-        return resolved.location, hub_access(resolved.spec)
+        return resolved.location, hub_access(resolved.spec, DEFAULT_MODEL)
     if resolved.kind == "embedded":
         return str(_convert_embedded(resolved)), {}
     if resolved.gguf_file:
