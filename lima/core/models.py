@@ -74,6 +74,20 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
+def check_model_dir(path: Path, spec: str) -> None:
+    """A folder given as a model must hold one: config.json (or a PEFT adapter, or one GGUF)."""
+    if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+        return
+    ggufs = len(list(path.glob("*.gguf")))
+    raise ModelResolutionError(
+        f"model {spec!r}: {path} is not a model folder (no config.json"
+        + (f", and {ggufs} .gguf files: name one" if ggufs > 1 else "")
+        + "); give a folder with config.json and weights, a `lima train` checkpoint "
+        "(OUT/checkpoints/epoch-N), a hub id, or "
+        + DEFAULT_MODEL
+    )
+
+
 def resolve_model(spec: str) -> ResolvedModel:
     """Turn a model spec into where transformers loads it from; local problems fail fast with one line."""
     spec = spec.strip()
@@ -88,6 +102,7 @@ def resolve_model(spec: str) -> ResolvedModel:
             ggufs = sorted(path.glob("*.gguf"))
             if not (path / "config.json").exists() and len(ggufs) == 1:
                 return ResolvedModel(spec, "local", str(path), ggufs[0].name)
+            check_model_dir(path, spec)
             return ResolvedModel(spec, "local", str(path))
         raise ModelResolutionError(f"model {spec!r}: a file that is not a .gguf; give a model directory")
     if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
@@ -140,6 +155,10 @@ def _convert_embedded(resolved: ResolvedModel) -> Path:
 def pretrained_location(spec: str | ResolvedModel) -> tuple[str, dict[str, Any]]:
     """``(path_or_id, kwargs)`` to pass to any ``from_pretrained`` for this model."""
     resolved = resolve_model(spec) if isinstance(spec, str) else spec
+    if resolved.kind == "hub":
+        from lima.core.hub import hub_access
+
+        return resolved.location, hub_access(resolved.spec, DEFAULT_MODEL)
     if resolved.kind == "embedded":
         return str(_convert_embedded(resolved)), {}
     if resolved.gguf_file:

@@ -24,6 +24,8 @@ def curate(
     from lima.core.cli_util import files_matching, raise_on_sigterm
     from lima.core.config import load_config
     from lima.core.errors import LimaError
+    from lima.core.lock import LOCK_NAME, OutputLock
+    from lima.core.outputs import check_out_dir
     from lima.core.signals import on_interrupt
     from lima.curation.config import CurateConfig
     from lima.curation.report import dev_cap_note, dev_short_note
@@ -32,9 +34,10 @@ def curate(
 
     raise_on_sigterm()
     resolved = load_config(config, CurateConfig, overrides or [])
-    out_dir = out or Path("runs") / "curate" / config.stem
+    out_dir = check_out_dir(out or Path("runs") / "curate" / config.stem)
     on_interrupt(lambda: files_matching(out_dir / "shards", "*/.done", "finished shards"))
-    result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
+    with OutputLock(out_dir / LOCK_NAME, f"--out {out_dir}"):
+        result = run_curation(resolved, out_dir, list(inputs) if inputs else None)
     counts = result.counts
     typer.echo(f"train: {counts['train']} examples -> {result.train_path}")
     if result.dev_path is not None:

@@ -108,7 +108,9 @@ class GenericFilters(Config):
     """For records, LIMA/FastChat, Alpaca and ShareGPT inputs: only sanity bounds."""
 
     min_chars: int | None = None
-    max_chars: int | None = None
+    # A response of 100,000 characters (~25k tokens) is far past any training length: a broken line, not an
+    # example. `null` lifts the bound.
+    max_chars: int | None = 100_000
     strip_preamble: bool = True  # the Alpaca preamble that ends in "### Instruction:"
 
 

@@ -15,6 +15,9 @@ from lima.core.cli_util import lines_written, raise_on_sigterm, replies_cached
 from lima.core.signals import on_interrupt
 
 OVERRIDES = typer.Argument(None, help="key=value overrides, dotted for nested keys (endpoint.model=...).")
+OVERWRITE = typer.Option(
+    False, "--overwrite", help="Start --out again with these settings instead of resuming it (refused if they differ)."
+)
 
 
 def _slug(text: str) -> str:
@@ -42,17 +45,24 @@ def generate(
     prompts: Path = typer.Option(None, "--prompts", help="Prompt file (overrides the config)."),
     out: Path = typer.Option(None, "--out", help="Output JSONL (default runs/generations/<model>.jsonl)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    name: str = typer.Option(
+        None, "--name", help="What reports, exports and charts call this model (default: short, from --model)."
+    ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Generate decoding.samples responses per prompt (LIMA decoding by default); resumes an interrupted run."""
     from lima.core.config import load_config
     from lima.eval.config import GenerateConfig
     from lima.eval.generate import run_generation
+    from lima.eval.resume_guard import guard_generate
 
     raise_on_sigterm()
     cfg = load_config(config, GenerateConfig, overrides or [])
+    cfg = cfg.model_copy(update={"name": name}) if name else cfg
     out = out or Path("runs/generations") / f"{_slug(model or cfg.model)}.jsonl"
     on_interrupt(lambda: lines_written(out, "generations"))
-    path = run_generation(cfg, out, model=model, prompts=prompts, limit=limit)
+    with guard_generate(cfg, out, model, overwrite):
+        path = run_generation(cfg, out, model=model, prompts=prompts, limit=limit)
     typer.echo(f"generations: {path}")
 
 
@@ -63,17 +73,21 @@ def judge(
     b: Path = typer.Option(..., "--b", help="Generations of model B (the baseline)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/judge/<A>_vs_<B>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Judge A against B with an LLM, both orders per pair; prints win/tie/loss and the win rate."""
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
     from lima.eval.judge import run_judging
+    from lima.eval.resume_guard import guard_judge, warn_same_answers
 
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
     out = out or Path("runs/judge") / f"{_slug(a.stem)}_vs_{_slug(b.stem)}"
     on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "judge_cache.sqlite"))
-    summary = run_judging(cfg, a, b, out, limit=limit)
+    warn_same_answers(a, b)
+    with guard_judge(cfg, a, b, out, overwrite):
+        summary = run_judging(cfg, a, b, out, limit=limit)
     from lima.eval.report import SUMMARY_KEYS
 
     _echo_table({k: summary[k] for k in SUMMARY_KEYS if k in summary})  # soft_win_rate: soft judges only
@@ -98,18 +112,21 @@ def grade(
     samples: int = typer.Option(None, "--samples", min=1, help="Judge samples per prompt (default: config)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/grade/<GEN>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI) or, with
     scale: absolute, LIMA's Fail / Pass / Excellent."""
     from lima.core.config import load_config
     from lima.eval.config import GradeConfig
     from lima.eval.grade import run_grading
+    from lima.eval.resume_guard import guard_grade
 
     raise_on_sigterm()
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
     on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "grade_cache.sqlite"))
-    summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
+    with guard_grade(cfg, gen, out, samples, overwrite):
+        summary = run_grading(cfg, gen, out, samples=samples, limit=limit)
     keys = ("model", "n", "errors", "samples", "mean", "ci95")
     if summary.get("scale") == "absolute":
         keys = ("model", "n", "errors", "excellent_pct", "pass_pct", "fail_pct")
@@ -270,7 +287,9 @@ def calibrate(
 
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
-    out = out or Path("runs/calibrate") / f"{_slug(labels.stem)}-{_slug(config.stem)}"
+    from lima.core.outputs import check_out_dir
+
+    out = check_out_dir(out or Path("runs/calibrate") / f"{_slug(labels.stem)}-{_slug(config.stem)}")
     result = run_calibration(cfg, labels, fmt, out, limit=limit)
     _print_agreement(result["agreement"], as_json, {k: v for k, v in result.items() if k != "agreement"})
 

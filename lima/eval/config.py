@@ -36,6 +36,10 @@ class GenerateConfig(Config):
     model: str = Field(
         "embedded:smollm2-135m-instruct", description="spec, checkpoint dir, or endpoint model"
     )
+    name: str | None = Field(
+        None, description="what generations, reports, exports and charts call the model (default: short, "
+        "from model: `epoch-2 of runs/demo`)"
+    )
     prompts: str = Field(
         "../shared/data/lima/lima_test_300.jsonl", description="prompt file (see prompt_format)"
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.names import short_name
 from lima.eval.config import GenerateConfig
 from lima.eval.decoding import PLAIN_STOP, PLAIN_TEMPLATE, sample_seed
 from lima.eval.io import Prompt, read_prompts
@@ -84,10 +85,11 @@ def _resume(out_path: Path, model: str) -> set[tuple[str, int]]:
 class _Writer:
     """Appends generation records, flushed and fsynced per batch."""
 
-    def __init__(self, path: Path, model: str, settings: dict[str, Any]) -> None:
+    def __init__(self, path: Path, model: str, settings: dict[str, Any], name: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(path, "a", encoding="utf-8")
         self.model = model
+        self.name = name or short_name(model)  # what reports call it; never an absolute path
         self.settings = settings
         self.count = 0
         self.empty = 0
@@ -99,6 +101,7 @@ class _Writer:
             "sample": job.sample,
             "prompt": prompt.text,
             "model": self.model,
+            "name": self.name,
             "output": output,
             "settings": {**self.settings, "sample_seed": job.seed, **extra},
         }
@@ -466,7 +469,7 @@ def run_generation(
     settings = {"backend": config.backend, **decoding.model_dump()}
     run_dir = out_path.parent / f"{out_path.stem}.run"
     with RunManifest(run_dir, "generate", config, inputs=[prompt_path], seed=decoding.seed) as manifest:
-        writer = _Writer(out_path, model_name, settings)
+        writer = _Writer(out_path, model_name, settings, config.name)
         try:
             if todo and config.backend == "transformers":
                 _generate_transformers(config, model_name, todo, writer)

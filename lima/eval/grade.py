@@ -167,7 +167,9 @@ def run_grading(
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         summary = _summary(config, rows, prompt_ids, k, absolute)
-        names = {str(r.get("model")) for r in records if r.get("model")}
+        from lima.core.names import display_name
+
+        names = {str(display_name(r)) for r in records if display_name(r)}
         summary = {
             "model": names.pop() if len(names) == 1 else gen.stem,
             **summary,

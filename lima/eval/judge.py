@@ -454,7 +454,9 @@ def _first_samples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _model_name(records: list[dict[str, Any]], path: Path) -> str:
-    names = {str(r.get("model")) for r in records if r.get("model")}
+    from lima.core.names import display_name
+
+    names = {str(display_name(r)) for r in records if display_name(r)}
     return names.pop() if len(names) == 1 else path.stem
 
 

@@ -20,12 +20,14 @@ def train(
     """Fine-tune a model on example records (LoRA, QLoRA, DoRA or full) with LIMA's recipe."""
     from lima.core.cli_util import files_matching, raise_on_sigterm
     from lima.core.config import load_config
+    from lima.core.lock import LOCK_NAME, OutputLock
+    from lima.core.outputs import check_out_dir
     from lima.core.signals import on_interrupt
     from lima.finetune.config import TrainConfig
 
     raise_on_sigterm()
     train_config = load_config(config, TrainConfig, overrides or [])
-    out_dir = out or Path("runs") / f"train-{config.stem}"
+    out_dir = check_out_dir(out or Path("runs") / f"train-{config.stem}")
     from lima.finetune.run import run_training
 
     resume_argv = [*sys.argv[1:], *([] if out else ["--out", str(out_dir)])]
@@ -33,7 +35,8 @@ def train(
         lambda: files_matching(out_dir / "checkpoints", "epoch-*", "finished epochs"),
         resume="lima " + shlex.join(resume_argv + ([] if resume else ["--resume"])),
     )
-    result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
+    with OutputLock(out_dir / LOCK_NAME, f"--out {out_dir}"):
+        result = run_training(train_config, out_dir, data=data, dev=dev, resume=resume)
     for epoch in result.epochs:
         dev_loss = epoch.get("dev_loss")
         typer.echo(

@@ -16,6 +16,7 @@ import hashlib
 import random
 from typing import Any
 
+from lima.core.names import display_name
 from lima.eval.formats.common import ImportResult, Row, generation, judgment, prompt_record, require, rest
 
 NAME = "alpaca_eval"
@@ -125,7 +126,7 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             **(r.get("meta") or {}),
             "instruction": r["prompt"],
             "output": r["output"],
-            "generator": r.get("model") or "lima",
+            "generator": display_name(r) or "lima",
         }
         for r in records
     ]

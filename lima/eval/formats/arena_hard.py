@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.names import display_name
 from lima.eval.formats.common import (
     ImportResult,
     Row,
@@ -213,7 +214,7 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:
         meta = dict(r.get("meta") or {})
-        model = r.get("model") or "lima"
+        model = display_name(r) or "lima"
         out.append(
             {
                 "uid": r["prompt_id"],

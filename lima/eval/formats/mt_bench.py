@@ -22,6 +22,7 @@ from typing import Any
 
 from lima.core.errors import LimaError
 from lima.core.io import stable_hash
+from lima.core.names import display_name
 from lima.eval.formats.common import (
     ImportResult,
     Row,
@@ -277,7 +278,7 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for qid, turns in by_question.items():
         first = turns[min(turns)]
         meta = dict(first.get("meta") or {})
-        model = first.get("model") or "lima"
+        model = display_name(first) or "lima"
         answer_id = (
             meta.pop("answer_id", None) or stable_hash([qid, model, [turns[t]["output"] for t in turns]])[:22]
         )
