@@ -261,7 +261,7 @@ def calibration_block(
     low, high = ci95["tie_discounted_accuracy"]
     floor = chance["tie_discounted_accuracy"]
     decisive = [o for _, j in scored for o in j["orders"] if o.get("positional") not in (None, "tie")]
-    return {
+    block = {
         "n": len(scored),
         "errors": len(items) - len(scored),
         "accuracy": round(sum(exact) / len(exact), 4) if exact else None,
@@ -285,6 +285,12 @@ def calibration_block(
         "longer_wins_pct_human": _longer_wins_pct(list(items), [i.meta["gold"] for i in items]),
         **({"soft": _soft_block(scored, resamples, seed)} if soft else {}),
     }
+    problem = calibration_problem(block)
+    if problem is not None:  # too small or one-sided: no verdict on the judge either way
+        block.update(separates=False, below_chance=False, problem=problem)
+        if block.get("soft"):
+            block["soft"]["separates"] = False
+    return block
 
 
 # --- the per-judge store ------------------------------------------------------------------------------
@@ -334,12 +340,74 @@ def _read_store(path: Path) -> dict[str, Any]:
         return {}  # absent, or damaged by hand: a calibration is cheap to redo, never a reason to fail
 
 
+# Below this many scored pairs, or with one gold label on this share of pairs, a calibration is shown as what it
+# is (too small, one-sided) and never as a verdict on the judge: 8 pairs all labelled "B" put chance at 100%.
+MIN_PAIRS = 20
+ONE_SIDED_CHANCE = 0.9
+
+
+def calibration_problem(block: dict[str, Any] | None) -> str | None:
+    """Why ``block`` cannot judge the judge (too small, one-sided), or None when it can."""
+    if not block or not block.get("n"):
+        return None
+    if block["n"] < MIN_PAIRS:
+        return f"too small to judge the judge ({block['n']} pairs scored, fewer than {MIN_PAIRS})"
+    chance = (block.get("chance") or {}).get("accuracy")
+    if chance is not None and chance >= ONE_SIDED_CHANCE:
+        gold = (block.get("labels") or {}).get("gold") or {}
+        top = max(gold, key=lambda k: gold[k]) if gold else "one label"
+        return (
+            f"one-sided labels ({_pct(chance)} of the gold labels are {top}, so a constant verdict scores "
+            f"{_pct(chance)}): it cannot judge the judge"
+        )
+    return None
+
+
+def _describe(block: dict[str, Any]) -> str:
+    """Which stored calibration this is: labels file, its hash, n and date."""
+    labels = block.get("labels") or {}
+    sha = str(labels.get("sha256") or "")[:12]
+    when = str(block.get("calibrated_at") or "")[:10] or "undated"
+    return f"{labels.get('name', 'labelled pairs')} (sha256 {sha or '?'}, n={block.get('n')}, {when})"
+
+
 def find_calibration(config: Any) -> dict[str, Any] | None:
-    """The newest stored calibration of this judge with the same verdict settings, or None."""
+    """The stored calibration this judge's runs show, or None.
+
+    A calibration belongs to the judge (its hash and verdict settings) *and* its labels file. With
+    ``calibration_labels:`` set, only the calibration on that file (same SHA-256) is shown. Otherwise the
+    stored one with the most scored pairs among those that can judge the judge (not too small, not one-sided;
+    then the largest of all), oldest first on a tie — never simply the newest — and ``shown_because`` says
+    which one it is and why."""
     path = calibrations_dir() / f"{judge_hash(config)}.json"
     settings = _verdict_settings(config)
     matching = [e for e in _read_store(path).values() if e.get("settings") == settings]
-    return max(matching, key=lambda e: str(e.get("calibrated_at", ""))) if matching else None
+    wanted = getattr(config, "calibration_labels", None)
+    if wanted:
+        from lima.core.io import path_sha256
+
+        labels = Path(wanted)
+        if not labels.is_file():
+            raise LimaError(
+                f"calibration_labels: {labels} not found; give the labels file the judge was calibrated on, "
+                "or remove the field"
+            )
+        sha = path_sha256(labels)
+        chosen = [e for e in matching if (e.get("labels") or {}).get("sha256") == sha]
+        if not chosen:
+            return None
+        return {**chosen[0], "shown_because": f"configured: calibration_labels: {wanted}"}
+    if not matching:
+        return None
+    usable = [e for e in matching if calibration_problem(e) is None] or matching
+    oldest_first = sorted(usable, key=lambda e: str(e.get("calibrated_at", "")))
+    best = max(oldest_first, key=lambda e: e.get("n") or 0)  # max keeps the first (oldest) on a tie
+    why = (
+        f"the largest usable of {len(matching)} stored calibrations of this judge"
+        if len(matching) > 1
+        else "the only stored calibration of this judge"
+    )
+    return {**best, "shown_because": f"{why}: {_describe(best)}; set calibration_labels: to pin one"}
 
 
 def _pct(value: float | None) -> str:
@@ -354,16 +422,17 @@ def calibration_note(block: dict[str, Any] | None) -> str:
             "`lima calibrate JUDGE_CONFIG --labels data/judge_pairs.jsonl --format lima` "
             "(or a human-labelled set such as LLMBar: --format llmbar)"
         )
-    labels = block.get("labels", {}).get("name", "labelled pairs")
+    labels = _describe(block)
     if not block.get("n"):
         return (
             f"calibration on {labels}: no parsed verdict on {block.get('errors', 0)} pair(s): "
             "this judge cannot separate the answers"
         )
+    problem = calibration_problem(block)
     low, high = block["ci95"]["tie_discounted_accuracy"]
     acc_low, acc_high = block["ci95"]["accuracy"]
     text = (
-        f"agreement with humans on {block['n']} pairs of {labels}: {_pct(block['tie_discounted_accuracy'])} "
+        f"agreement with humans on {labels}: {_pct(block['tie_discounted_accuracy'])} "
         f"tie-discounted (95% CI {_pct(low)}–{_pct(high)}), accuracy {_pct(block['accuracy'])} "
         f"(95% CI {_pct(acc_low)}–{_pct(acc_high)}); chance {_pct(block['chance']['tie_discounted_accuracy'])} "
         f"tie-discounted / {_pct(block['chance']['accuracy'])} accuracy"
@@ -384,6 +453,8 @@ def calibration_note(block: dict[str, Any] | None) -> str:
             f"; its soft preference (both orders averaged) sides with the humans on {_pct(soft['agreement'])} "
             f"of {soft['n']} decisive pairs (95% CI {_pct(soft_low)}–{_pct(soft_high)}, chance 50%)"
         )
+    if problem is not None:
+        return f"{text}: {problem}; calibrate on a larger, balanced labels file"
     if block.get("separates"):
         return text + ": above chance"
     if soft and soft.get("separates"):
@@ -392,7 +463,8 @@ def calibration_note(block: dict[str, Any] | None) -> str:
             "preferences can: read the soft win rate, not the win rate"
         )
     if block.get("below_chance"):
-        return text + ": BELOW chance, this judge prefers the worse answer; its win rates are not evidence"
+        # The CI says "worse than a constant verdict", not which answer the judge prefers.
+        return text + ": BELOW chance (the whole CI lies under it): its win rates are not evidence"
     return (
         text + ": the CI includes chance, so this judge cannot separate the answers; its win rates are noise"
     )

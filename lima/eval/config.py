@@ -113,6 +113,11 @@ class JudgeConfig(Config):
     panel: PanelConfig | None = Field(
         None, description="a panel of judges whose verdicts are combined (the fields above then unused)"
     )
+    calibration_labels: str | None = Field(
+        None,
+        description="the labels file whose stored calibration of this judge its runs show (matched by "
+        "SHA-256); default: the largest usable stored one, named in the summary",
+    )
 
     @property
     def flavour(self) -> str | None:

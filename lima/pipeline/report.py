@@ -95,6 +95,10 @@ def _agreement_cells(block: dict[str, Any] | None) -> dict[str, str]:
         return {"judge agreement (95% CI)": "uncalibrated", "chance": ""}
     if not block.get("n"):
         return {"judge agreement (95% CI)": "no parsed verdict", "chance": ""}
+    from lima.eval.calibrate import calibration_problem
+
+    if (problem := calibration_problem(block)) is not None:
+        return {"judge agreement (95% CI)": problem.split(" (", 1)[0] + f" (n={block['n']})", "chance": ""}
     low, high = block["ci95"]["tie_discounted_accuracy"]
     return {
         "judge agreement (95% CI)": f"{_pct(block['tie_discounted_accuracy'])} [{_pct(low)}–{_pct(high)}]"
