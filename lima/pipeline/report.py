@@ -122,7 +122,8 @@ def _judge_rows(
                 "win rate": s.get("win_rate"),
                 "95% CI": s.get("ci95"),
                 **_agreement_cells(calibration or s.get("calibration")),
-                "LC win rate": s.get("lc_win_rate"),
+                # lc_win_rate: the old name, in summaries written before the rename
+                "length-adj. win rate": s.get("length_adjusted_win_rate", s.get("lc_win_rate")),
                 "errors": s.get("errors"),
             }
         )

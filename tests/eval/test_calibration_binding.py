@@ -17,7 +17,7 @@ from lima.eval.calibrate import (
     store_calibration,
 )
 from lima.eval.config import JudgeConfig
-from lima.eval.judge import PairItem
+from lima.eval.records import PairItem
 
 
 def _items(golds):
