@@ -56,6 +56,11 @@ def run_judging(
     from lima.core.manifest import RunManifest
 
     gen_a, gen_b, out_dir = Path(gen_a), Path(gen_b), Path(out_dir)
+    if config.calibration_labels and not Path(config.calibration_labels).is_file():  # before any request
+        raise LimaError(
+            f"calibration_labels: {config.calibration_labels} not found; give the labels file the judge was "
+            "calibrated on, or remove the field"
+        )
     records_a = first_samples(read_generations(gen_a, config.allow_empty))
     records_b = first_samples(read_generations(gen_b, config.allow_empty))
     if detect(gen_b) is not None:  # a leaderboard model's answers cover the whole benchmark: keep A's prompts
