@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 from lima.core.endpoint import EndpointConfig  # noqa: E402
 from lima.core.llm_client import LLMClient  # noqa: E402
 from lima.eval.config import JudgeConfig  # noqa: E402
-from lima.eval.judge import ORDERS, PairItem, PairwiseJudge  # noqa: E402
+from lima.eval.judging import ORDERS, PairwiseJudge  # noqa: E402
+from lima.eval.records import PairItem  # noqa: E402
 from tests.eval.fake_openai import FakeOpenAI  # noqa: E402
 
 

@@ -28,13 +28,13 @@ from lima.core.judge_server import JudgeServer  # noqa: E402
 from lima.core.llm_client import LLMClient  # noqa: E402
 from lima.eval.calibrate import read_labelled_pairs  # noqa: E402
 from lima.eval.config import JudgeConfig  # noqa: E402
-from lima.eval.judge import PairwiseJudge  # noqa: E402
-from lima.eval.stats import agreement  # noqa: E402
+from lima.eval.judging import PairwiseJudge  # noqa: E402
+from lima.eval.metrics import agreement  # noqa: E402
 
 BEFORE = {"max_tokens": 64, "parse_retries": 1, "max_answer_chars": 2000, "verdict": "text"}
 MODES: dict[str, dict] = {
     "before: text lima_3way": {**BEFORE, "template": "lima_3way.txt", "parser": "lima_3way"},
-    "before: text mtbench": {**BEFORE, "template": "mtbench_pairwise.txt", "parser": "mtbench", "max_tokens": 96},
+    "before: text mtbench": {**BEFORE, "template": "mtbench_pairwise.txt", "parser": "last_tag", "max_tokens": 96},
     "structured lima_3way": {
         "verdict": "structured", "template": "lima_3way_json.txt", "parser": "lima_3way",
         "max_tokens": 160, "reasoning_max_chars": 300, "parse_retries": 1, "max_answer_chars": 2000,

@@ -6,8 +6,9 @@
 - ``openai.AsyncOpenAI`` inside, at most ``endpoint.concurrency`` requests in flight;
 - retries with exponential backoff and full jitter on 429, 5xx, timeouts and connection errors;
   401/403/404 (bad key, bad model) stop the run at once with one :class:`LimaError` line;
-- a persistent SQLite cache (WAL, one commit per result) keyed by the caller's ``key``: a rerun after
-  ``kill -9`` sends nothing for an item that finished. Failed items are not cached, so a rerun retries them;
+- a persistent SQLite cache (WAL, one commit per result) keyed by :func:`request_key`, a hash of the request
+  as sent (and the caller's ``key``): a rerun after ``kill -9`` sends nothing for an item that finished, and a
+  changed grammar, seed or server setting is asked anew. Failed items are not cached, so a rerun retries them;
 - ``base_url: embedded`` starts the local llama.cpp judge server on first need and stops it on exit; a server
   that dies is reported as a crash (signal, log tail), restarted once, and the run goes on from the cache;
 - the API key is read from ``os.environ[endpoint.api_key_env]`` only and scrubbed from every error text.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -29,6 +31,7 @@ from typing import Any
 
 from lima.core.endpoint import EndpointConfig
 from lima.core.errors import LimaError
+from lima.core.io import stable_hash
 from lima.core.manifest import redact_text
 
 _SCHEMA = """
@@ -48,7 +51,8 @@ _ADDED_COLUMNS = {"logprobs": "TEXT"}
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion to make. ``key`` identifies it in the cache: equal keys mean equal requests."""
+    """One chat completion to make. ``key`` is the caller's name for it (results carry it back) and says what
+    tells two otherwise equal requests apart (a re-ask, a sample); the cache key is :func:`request_key`."""
 
     key: str
     messages: list[dict[str, str]]
@@ -61,6 +65,24 @@ class ChatRequest:
     extra_body: dict[str, Any] | None = None  # server-specific fields, e.g. vLLM's repetition_penalty
     response_format: dict[str, Any] | None = None  # OpenAI json_schema, or llama.cpp json_object + schema
     top_logprobs: int | None = None  # set: ask for logprobs with this many alternatives per token
+
+
+# Bump when what goes into request_key changes: older rows then never match and are re-requested.
+REQUEST_KEY_VERSION = 2
+
+
+def request_key(endpoint: EndpointConfig, request: ChatRequest) -> str:
+    """The cache key of every request anyone sends (judge, grade, calibration, quality rating, generation):
+    a stable hash of the request as sent — model, base_url, messages, every sampling field, ``extra_body``
+    (a GBNF grammar's text travels there), ``response_format``, ``top_logprobs`` — plus what else decides the
+    reply: the embedded server's model file and context size, and the caller's ``key``. Two requests share a
+    cached reply only when the server would have been asked the same thing."""
+    server: dict[str, Any] = {"base_url": endpoint.base_url, "model": endpoint.model}
+    if endpoint.is_embedded:
+        server.update(embedded_model=endpoint.embedded_model, embedded_n_ctx=endpoint.embedded_n_ctx)
+    return stable_hash(
+        {"version": REQUEST_KEY_VERSION, "server": server, "request": dataclasses.asdict(request)}
+    )
 
 
 @dataclass
@@ -258,15 +280,16 @@ class LLMClient:
         Raises :class:`LimaError` for failures that concern every request (bad key, unknown model,
         endpoint unreachable after all retries); results finished before that are already cached.
         """
-        results: dict[str, ChatResult] = {}
-        cached = self.cache.get_many([r.key for r in requests]) if self.cache is not None else {}
+        keys = [request_key(self.endpoint, r) for r in requests]
+        results: dict[str, ChatResult] = {}  # by cache key
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
         todo: dict[str, ChatRequest] = {}
-        for request in requests:
-            if request.key in results:
+        for key, request in zip(keys, requests, strict=True):
+            if key in results:
                 continue
-            hit = cached.get(request.key)
+            hit = cached.get(key)
             if hit is None or (request.top_logprobs is not None and hit[3] is None):
-                todo.setdefault(request.key, request)  # (a row cached without the logprobs asked for)
+                todo.setdefault(key, request)  # (a row cached without the logprobs asked for)
                 continue
             texts, prompt_tokens, completion_tokens, logprobs = hit
             result = ChatResult(
@@ -279,20 +302,24 @@ class LLMClient:
                 texts,
                 logprobs if request.top_logprobs is not None else None,
             )
-            results[request.key] = result
+            results[key] = result
             self.stats.cache_hits += 1
             if on_result:
                 on_result(result)
         if todo:
             _check_grammars(todo.values())
             show = self.progress if progress is None else progress
-            for result in asyncio.run(self._run_all(list(todo.values()), desc, show, on_result)):
-                results[result.key] = result
-        return [results[r.key] for r in requests]
+            for key, result in asyncio.run(self._run_all(todo, desc, show, on_result)):
+                results[key] = result
+        return [results[key] for key in keys]
 
     async def _run_all(
-        self, todo: list[ChatRequest], desc: str, show: bool, on_result: Callable[[ChatResult], None] | None
-    ) -> list[ChatResult]:
+        self,
+        todo: dict[str, ChatRequest],
+        desc: str,
+        show: bool,
+        on_result: Callable[[ChatResult], None] | None,
+    ) -> list[tuple[str, ChatResult]]:
         import openai
         from tqdm.auto import tqdm
 
@@ -302,17 +329,17 @@ class LLMClient:
         semaphore = asyncio.Semaphore(self.endpoint.concurrency)
         self._restart_lock = asyncio.Lock()
         bar = tqdm(total=len(todo), desc=desc, unit="req", disable=not show, leave=False)
-        done: list[ChatResult] = []
+        done: list[tuple[str, ChatResult]] = []
 
-        async def one(request: ChatRequest) -> None:
+        async def one(key: str, request: ChatRequest) -> None:
             async with semaphore:
-                result = await self._request(client, request)
-            done.append(result)
+                result = await self._request(client, key, request)
+            done.append((key, result))
             bar.update(1)
             if on_result:
                 on_result(result)
 
-        tasks = [asyncio.create_task(one(r)) for r in todo]
+        tasks = [asyncio.create_task(one(key, r)) for key, r in todo.items()]
         try:
             await asyncio.gather(*tasks)
         except _Fatal as exc:
@@ -325,7 +352,7 @@ class LLMClient:
             await client.close()
         return done
 
-    async def _request(self, client: Any, request: ChatRequest) -> ChatResult:
+    async def _request(self, client: Any, key: str, request: ChatRequest) -> ChatResult:
         import openai
 
         kwargs: dict[str, Any] = {
@@ -403,7 +430,7 @@ class LLMClient:
         ) / 1e6
         if self.cache is not None:
             self.cache.put(
-                request.key, texts, prompt_tokens, completion_tokens, response.model or "", logprobs
+                key, texts, prompt_tokens, completion_tokens, response.model or "", logprobs
             )
         first = texts[0] if texts else ""
         return ChatResult(

@@ -1,4 +1,7 @@
-"""``lima agreement``: how well predicted pairwise verdicts match gold labels, overall and per category."""
+"""``lima agreement``: how well predicted pairwise verdicts match gold labels, overall and per category.
+
+Layer: adapters (lima's id-keyed label files) with the agreement reports over them (statistics from
+:mod:`lima.eval.metrics`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 
 from lima.core.errors import LimaError
 from lima.core.io import iter_jsonl_objects
-from lima.eval.stats import agreement
+from lima.eval.formats.autoj import read_autoj  # noqa: F401  (re-exported: the Auto-J reader lives there)
+from lima.eval.metrics import agreement
 
 _NORMAL = {"a": "A", "b": "B", "tie": "tie"}
 
@@ -56,25 +60,6 @@ def agreement_report(pred: dict[str, dict[str, Any]], gold: dict[str, dict[str, 
 
 
 _SWAP = {"A": "B", "B": "A", "tie": "tie"}
-
-
-def read_autoj(path: str | os.PathLike, field: str) -> dict[str, dict[str, Any]]:
-    """Auto-J rows by line index: the test set (``label`` 0/1/2, ``scenario``) or a prediction file
-    (``{"output": 0|1|2}`` per line, no ids: line i predicts test row i)."""
-    from lima.eval.formats.autoj import LABELS
-    from lima.eval.formats.common import load_rows
-
-    rows: dict[str, dict[str, Any]] = {}
-    for index, row in enumerate(load_rows(path)):
-        obj = row.obj if isinstance(row.obj, dict) else {}
-        value = obj.get(field)
-        verdict = LABELS.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
-        if verdict is None:
-            raise LimaError(f"{row.where}: {field}: {value!r} is not 0, 1 or 2 (Auto-J: first, second, tie)")
-        rows[str(index)] = {"verdict": verdict, "category": obj.get("scenario")}
-    if not rows:
-        raise LimaError(f"{path}: no rows")
-    return rows
 
 
 def check_line_counts(paths: dict[str, Path], rows: dict[str, dict[str, Any]]) -> None:

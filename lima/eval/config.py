@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lima.core.config import Config
 from lima.core.endpoint import EndpointConfig
+
+_WARNED: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """A deprecation note on stderr, once per process (an old config value still works, under its new name)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        import sys
+
+        print(f"warning: {message}", file=sys.stderr)
+
+
+# Old config values that still work, mapped to their new names (with a warning).
+PARSER_ALIASES = {"mtbench": "last_tag"}
 
 
 class DecodingConfig(Config):
@@ -67,7 +82,11 @@ class JudgeConfig(Config):
 
     endpoint: EndpointConfig = EndpointConfig()
     template: str = Field("lima_3way.txt", description="a file in lima/eval/prompts/ or a path")
-    parser: Literal["lima_3way", "mtbench", "arena_hard", "fastchat"] = "lima_3way"
+    parser: Literal["lima_3way", "last_tag", "arena_hard", "fastchat"] = Field(
+        "lima_3way",
+        description="lima_3way; last_tag: the last [[A]]/[[B]]/[[C]] tag (was `mtbench`, still accepted); "
+        "fastchat: FastChat's tag precedence (MT-Bench's own rule); arena_hard: five-level [[A>>B]] …",
+    )
     system_prompt: str | None = None
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(512, ge=1)
@@ -117,6 +136,24 @@ class JudgeConfig(Config):
     panel: PanelConfig | None = Field(
         None, description="a panel of judges whose verdicts are combined (the fields above then unused)"
     )
+    calibration_labels: str | None = Field(
+        None,
+        description="the labels file whose stored calibration of this judge its runs show (matched by "
+        "SHA-256); default: the largest usable stored one, named in the summary",
+    )
+
+    @field_validator("parser", mode="before")
+    @classmethod
+    def _renamed_parser(cls, value: Any) -> Any:
+        if value in PARSER_ALIASES:
+            new = PARSER_ALIASES[value]
+            warn_once(
+                f"parser:{value}",
+                f"parser: {value} is now called {new} (it reads the last [[A]]/[[B]]/[[C]] tag; MT-Bench's own "
+                f"rule is parser: fastchat); {value} still works",
+            )
+            return new
+        return value
 
     @property
     def flavour(self) -> str | None:
@@ -151,7 +188,26 @@ class PanelConfig(Config):
         description="majority: the most common positional verdict (a tie when no single one leads); mean: the "
         "mean of P(first) over members (text verdicts count 1 / 0.5 / 0)",
     )
-    tie_margin: float = Field(0.05, ge=0, lt=0.5, description="mean: |P(first) - 0.5| <= margin is a tie")
+    order_tie_margin: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="mean: an order whose mean |P(first) - 0.5| <= margin is a tie (per order; a judge's own "
+        "tie_margin is per pair, on the preference averaged over both orders). Was `tie_margin`, still accepted",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_margin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tie_margin" in data and "order_tie_margin" not in data:
+            warn_once(
+                "panel.tie_margin",
+                "panel: tie_margin is now called order_tie_margin (a per-order margin, unlike a judge's "
+                "per-pair tie_margin); tie_margin still works",
+            )
+            data = {**data, "order_tie_margin": data["tie_margin"]}
+            del data["tie_margin"]
+        return data
 
     @model_validator(mode="after")
     def _no_nesting(self) -> PanelConfig:

@@ -3,6 +3,8 @@ options or change their mind while reasoning); a reply without one parses to ``N
 caller to retry and count, never a tie.
 
 Pairwise verdicts are positional: ``"A"`` means the answer shown first.
+
+Layer: bottom (records, parsers, templates). Imports nothing of lima.
 """
 
 from __future__ import annotations
@@ -57,12 +59,17 @@ def parse_lima_3way(text: str) -> Parsed | None:
     return Parsed(verdict, match.group(0))
 
 
-def parse_mtbench(text: str) -> Parsed | None:
+def parse_last_tag(text: str) -> Parsed | None:
+    """The **last** ``[[A]]`` / ``[[B]]`` / ``[[C]]`` tag (C: a tie). Not FastChat's rule, which is tag
+    precedence (:func:`parse_fastchat_pair`); this parser was called ``mtbench``, a name kept as an alias."""
     match = _last(_MTBENCH, text)
     if match is None:
         return None
     letter = match.group(1)
     return Parsed("tie" if letter == "C" else letter, f"[[{letter}]]")  # type: ignore[arg-type]
+
+
+parse_mtbench = parse_last_tag  # the old name, kept importable
 
 
 def parse_fastchat_pair(text: str) -> Parsed | None:
@@ -100,7 +107,8 @@ def parse_likert(text: str) -> int | None:
 
 PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
     "lima_3way": parse_lima_3way,
-    "mtbench": parse_mtbench,
+    "last_tag": parse_last_tag,
+    "mtbench": parse_last_tag,  # the old name of last_tag (configs using it are mapped, with a warning)
     "arena_hard": parse_arena_hard,
     "fastchat": parse_fastchat_pair,
 }
@@ -109,6 +117,7 @@ PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
 # Structured verdicts: the JSON reply's ``verdict`` is one of a fixed enum per parser (positional labels).
 VERDICT_ENUMS: dict[str, dict[str, Verdict]] = {
     "lima_3way": {"A": "A", "B": "B", "tie": "tie"},
+    "last_tag": {"A": "A", "B": "B", "C": "tie"},
     "mtbench": {"A": "A", "B": "B", "C": "tie"},
     "fastchat": {"A": "A", "B": "B", "C": "tie"},
     "arena_hard": {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"},

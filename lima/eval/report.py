@@ -97,14 +97,14 @@ pre{white-space:pre-wrap;max-height:20em;overflow:auto;background:#f7f7f7;paddin
 # The summary fields shown for a pairwise judgment, in the CLI and the HTML report.
 SUMMARY_KEYS = (
     "model_a", "model_b", "n", "errors", "win_pct", "tie_pct", "loss_pct", "win_rate", "ci95",
-    "soft_win_rate", "judge_agreement", "lc_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
+    "soft_win_rate", "judge_agreement", "length_adjusted_win_rate", "position_consistency", "mean_len_a", "mean_len_b",
 )  # fmt: skip
 
 
 def calibration_html(summary: dict[str, Any]) -> str:
     """The judge's agreement with humans as one highlighted paragraph: green when its CI clears chance,
     orange when the judge is uncalibrated or cannot separate the answers."""
-    from lima.eval.calibrate import calibration_note
+    from lima.eval.calibration import calibration_note
 
     block = summary.get("calibration")
     note = summary.get("judge_agreement") or calibration_note(block)

@@ -1,4 +1,5 @@
-"""The summary of a judgment file — ``lima judge``'s own or one imported by ``lima import`` — from model A's side.
+"""The one summarizer of judgments — ``lima judge``'s, and ``lima summarize`` on any judgment file, lima's own or
+one imported by ``lima import`` — from model A's side: the same keys either way.
 
 Keys (``outcome_keys``, also written by ``lima judge``): ``n`` (judgments with a verdict), ``wins``, ``ties``,
 ``losses``, ``win_rate`` (ties count half, in %), ``standard_error`` (100 × sample stdev / √n of the per-item
@@ -13,103 +14,74 @@ against the baseline, each order one battle scored 1 / 0.5 / 0 from A's side, a 
 counted ``weight`` = 3 times, the mean over battles in %, with a percentile 90% bootstrap interval over battles
 (``arena_hard_ci90``; arena-hard-auto reports the 5th and 95th percentiles of 100 unseeded resamples, so its
 interval moves by a few tenths from run to run; the score itself does not).
+
+Also: ``prompts``, ``errors``, ``error_orders``, ``position_consistency``, ``first_position_pick_pct``,
+``mean_len_a`` / ``mean_len_b`` and ``length_adjusted_win_rate`` (:func:`lima.eval.metrics.length_adjusted_win_rate`;
+None where the file carries no answer texts).
+
+Layer: metrics (over judgment records); the statistics themselves live in :mod:`lima.eval.metrics`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lima.core.errors import LimaError
 from lima.core.io import iter_jsonl_objects
-from lima.eval.stats import SCORE, bootstrap_ci, outcome_summary
+from lima.eval.metrics import (
+    ARENA_LEVELS,
+    SCORE,
+    arena_hard_battles,
+    arena_hard_score,
+    first_position_pick_pct,
+    length_adjusted_win_rate,
+    outcome_keys,
+    position_consistency,
+    standard_error,
+)
 
-ARENA_LEVELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
-
-
-def standard_error(scores: Sequence[float]) -> float | None:
-    """100 × sample standard deviation / √n (pandas' ``sem``, as AlpacaEval's leaderboard computes it)."""
-    if len(scores) < 2:
-        return None
-    return 100 * float(np.std(np.asarray(scores, dtype=float), ddof=1)) / math.sqrt(len(scores))
-
-
-def outcome_keys(
-    verdicts: Sequence[str], preferences: Sequence[float] | None = None, resamples: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """The shared summary keys for verdicts (A, B or tie, from A's side) and, if soft, P(A better) per item."""
-    summary = outcome_summary(verdicts, resamples, seed)
-    summary["standard_error"] = standard_error([SCORE[v] for v in verdicts])
-    summary["soft_win_rate"] = summary["soft_standard_error"] = None
-    summary["soft_ci95"] = [None, None]
-    if preferences:
-        low, high = bootstrap_ci(preferences, resamples, seed)
-        summary.update(
-            soft_win_rate=100 * float(np.mean(preferences)),
-            soft_standard_error=standard_error(preferences),
-            soft_ci95=[round(100 * low, 2), round(100 * high, 2)],
-        )
-    return summary
+__all__ = ["ARENA_LEVELS", "arena_hard_battles", "arena_hard_score", "outcome_keys", "standard_error"]
 
 
-def arena_hard_battles(judgment: dict[str, Any], weight: int = 3) -> list[float] | None:
-    """A's outcome in every battle of one judgment (None unless both orders carry a five-level verdict)."""
-    orders = judgment.get("orders") or []
-    if len(orders) != 2:
-        return None
-    battles: list[float] = []
-    for order in orders:
-        level = order.get("level")
-        if level not in ARENA_LEVELS or order.get("order") not in ("AB", "BA"):
-            return None
-        first = {"A": 1.0, "B": 0.0}.get(level[0], 0.5) if "=" not in level else 0.5  # the answer shown first
-        score = first if order["order"] == "AB" else 1 - first
-        battles += [score] * (weight if ">>" in level else 1)
-    return battles
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
 
 
-def arena_hard_score(
-    judgments: Sequence[dict[str, Any]], weight: int = 3, resamples: int = 1000, seed: int = 0
-) -> dict[str, Any] | None:
-    battles = []
-    for j in judgments:
-        scores = arena_hard_battles(j, weight)
-        if scores is None:
-            return None
-        battles += scores
-    if not battles:
-        return None
-    rng = np.random.default_rng(seed)
-    data = np.asarray(battles)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
-    low, high = np.percentile(means, [5, 95])
-    return {
-        "arena_hard_score": round(100 * float(data.mean()), 2),
-        "arena_hard_ci90": [round(100 * float(low), 2), round(100 * float(high), 2)],
-        "arena_hard_battles": len(battles),
-    }
+def _length_adjusted(ok: Sequence[dict[str, Any]]) -> float | None:
+    lengths = [(j.get("len_a"), j.get("len_b")) for j in ok]
+    if not ok or any(a is None or b is None for a, b in lengths) or not any(a or b for a, b in lengths):
+        return None  # no answer texts (e.g. imported judgments that carry none): nothing to adjust for
+    rate = length_adjusted_win_rate(
+        [SCORE[j["verdict"]] for j in ok], [a for a, _ in lengths], [b for _, b in lengths]
+    )
+    return round(100 * rate, 2)
 
 
 def summarize_judgments(
-    judgments: Sequence[dict[str, Any]], resamples: int = 1000, seed: int = 0
+    judgments: Sequence[dict[str, Any]], resamples: int = 1000, seed: int = 0, soft: bool | None = None
 ) -> dict[str, Any]:
+    """The summary keys of one model pair. ``soft``: whether the preferences are a soft judge's probabilities
+    (``lima judge`` knows its judge); None reads them whenever every judged pair has one."""
     ok = [j for j in judgments if j.get("verdict") is not None]
     prefs = [j["preference"] for j in ok if j.get("preference") is not None]
+    complete = bool(prefs) and len(prefs) == len(ok)
     summary = outcome_keys(
-        [j["verdict"] for j in ok], prefs if len(prefs) == len(ok) else None, resamples, seed
+        [j["verdict"] for j in ok], prefs if complete and soft is not False else None, resamples, seed
     )
-    summary["errors"] = len(judgments) - len(ok)
-    consistent = [j["consistent"] for j in ok if j.get("consistent") is not None]
-    if consistent:
-        summary["position_consistency"] = round(100 * sum(consistent) / len(consistent), 2)
-    arena = arena_hard_score(ok, resamples=resamples, seed=seed)
-    if arena:
-        summary.update(arena)
+    summary.update(arena_hard_score(ok, resamples=resamples, seed=seed) or {})
+    summary.update(
+        prompts=len(judgments),
+        errors=len(judgments) - len(ok),
+        error_orders=sum(o.get("verdict") is None for j in judgments for o in j.get("orders") or []),
+        position_consistency=position_consistency(ok),
+        first_position_pick_pct=first_position_pick_pct(ok),
+        mean_len_a=_mean([j["len_a"] for j in judgments if j.get("len_a") is not None]),
+        mean_len_b=_mean([j["len_b"] for j in judgments if j.get("len_b") is not None]),
+        length_adjusted_win_rate=_length_adjusted(ok),
+    )
     return summary
 
 

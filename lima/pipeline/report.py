@@ -96,6 +96,10 @@ def _agreement_cells(block: dict[str, Any] | None) -> dict[str, str]:
         return {"judge agreement (95% CI)": "uncalibrated", "chance": ""}
     if not block.get("n"):
         return {"judge agreement (95% CI)": "no parsed verdict", "chance": ""}
+    from lima.eval.calibrate import calibration_problem
+
+    if (problem := calibration_problem(block)) is not None:
+        return {"judge agreement (95% CI)": problem.split(" (", 1)[0] + f" (n={block['n']})", "chance": ""}
     low, high = block["ci95"]["tie_discounted_accuracy"]
     return {
         "judge agreement (95% CI)": f"{_pct(block['tie_discounted_accuracy'])} [{_pct(low)}–{_pct(high)}]"
@@ -119,7 +123,8 @@ def _judge_rows(
                 "win rate": s.get("win_rate"),
                 "95% CI": s.get("ci95"),
                 **_agreement_cells(calibration or s.get("calibration")),
-                "LC win rate": s.get("lc_win_rate"),
+                # lc_win_rate: the old name, in summaries written before the rename
+                "length-adj. win rate": s.get("length_adjusted_win_rate", s.get("lc_win_rate")),
                 "errors": s.get("errors"),
             }
         )

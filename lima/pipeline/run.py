@@ -68,6 +68,10 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, config_path: Path | 
         train_path, dev_path = _curate(config, stages, out_dir, base_dir, skipped)
         checkpoints = train_stage(stages["train"], out_dir, train_path, dev_path, skipped)
         calibration = calibrate_stage(config.calibrate, stages["judge"], out_dir, base_dir, skipped)
+        if calibration is not None and stages["judge"].calibration_labels is None:
+            # every judge summary of this run shows this calibration, not whichever the store holds
+            labels = str(resolve_path(config.calibrate.labels, base_dir))
+            stages["judge"] = stages["judge"].model_copy(update={"calibration_labels": labels})
         selection = _select(config, stages, out_dir, checkpoints, dev_path, skipped)
         checkpoint = Path(selection["selected"])
         generations = _generate(config, stages, out_dir, checkpoint, test_prompts, base_dir, skipped)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lima.eval.judge import combine
-from lima.eval.stats import agreement, bootstrap_ci, length_controlled_win_rate, outcome_summary
+from lima.eval.metrics import agreement, bootstrap_ci, combine, length_adjusted_win_rate, outcome_summary
 
 
 def test_metrics_on_a_small_hand_table():
@@ -39,19 +38,19 @@ def test_outcome_summary_and_bootstrap():
     assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
 
 
-def test_length_controlled_win_rate_discounts_a_length_advantage():
+def test_length_adjusted_win_rate_discounts_a_length_advantage():
     # A wins exactly when its answer is longer: the raw win rate is 50%, length explains it all.
     len_a = [100, 300, 100, 300] * 10
     len_b = [200, 200, 200, 200] * 10
     scores = [0.0, 1.0, 0.0, 1.0] * 10
-    assert length_controlled_win_rate(scores, len_a, len_b) == pytest.approx(0.5, abs=0.02)
+    assert length_adjusted_win_rate(scores, len_a, len_b) == pytest.approx(0.5, abs=0.02)
     # A wins 80% at equal lengths: the length-controlled rate equals the raw one.
     scores = [1.0] * 8 + [0.0] * 2
-    assert length_controlled_win_rate(scores, [50] * 10, [50] * 10) == pytest.approx(0.8, abs=0.01)
+    assert length_adjusted_win_rate(scores, [50] * 10, [50] * 10) == pytest.approx(0.8, abs=0.01)
     # Wins mostly when longer: controlling for length lowers the rate.
     len_a = [400] * 6 + [100] * 4
     scores = [1.0] * 6 + [1.0, 0.0, 0.0, 0.0]
-    lc = length_controlled_win_rate(scores, len_a, [200] * 10)
+    lc = length_adjusted_win_rate(scores, len_a, [200] * 10)
     assert lc < 0.7
 
 

@@ -16,7 +16,7 @@ from lima.eval.calibrate import (
     chance_levels,
     read_labelled_pairs,
 )
-from lima.eval.judge import PairItem
+from lima.eval.records import PairItem
 from tests.conftest import ROOT
 from tests.eval.fake_openai import FakeOpenAI
 

@@ -10,7 +10,7 @@ import yaml
 from lima.core.config import load_config
 from lima.eval.config import GenerateConfig
 from lima.eval.generate import run_generation
-from lima.eval.io import read_prompts
+from lima.eval.inputs import read_prompts
 from tests.eval.fake_openai import FakeOpenAI
 
 

@@ -17,9 +17,10 @@ import yaml
 
 from lima.core.config import load_config
 from lima.core.errors import LimaError
+from lima.eval.backends import _load_transformers, chat_setup, generate_batch
 from lima.eval.config import DecodingConfig, GenerateConfig
 from lima.eval.decoding import GeneratedRepetitionPenalty, end_of_turn_token, sample_seed
-from lima.eval.generate import _load_transformers, chat_setup, generate_batch, run_generation
+from lima.eval.generate import run_generation
 from tests.conftest import ROOT
 
 CHATML = (

@@ -158,9 +158,33 @@ def test_logprobs_without_either_letter_is_none():
 
 def test_every_pairwise_parser_can_be_chosen_in_a_judge_config():
     """A parser that exists but that JudgeConfig rejects (or that has no structured enum) is unusable."""
-    from lima.eval.config import JudgeConfig
+    from lima.eval.config import PARSER_ALIASES, JudgeConfig
     from lima.eval.parsers import PAIRWISE_PARSERS, VERDICT_ENUMS
 
     for name in PAIRWISE_PARSERS:
-        assert JudgeConfig(parser=name).parser == name
+        assert JudgeConfig(parser=name).parser == PARSER_ALIASES.get(name, name)
         assert name in VERDICT_ENUMS
+
+
+def test_the_old_parser_name_mtbench_is_last_tag_and_warns_once(capsys):
+    """`mtbench` read the last tag, which is not MT-Bench's rule (that is `fastchat`): renamed, old name kept."""
+    from lima.eval import config as config_module
+    from lima.eval.config import JudgeConfig
+    from lima.eval.parsers import PAIRWISE_PARSERS, parse_last_tag
+
+    config_module._WARNED.discard("parser:mtbench")
+    assert JudgeConfig(parser="mtbench").parser == "last_tag"
+    assert JudgeConfig(parser="mtbench").parser == "last_tag"
+    assert capsys.readouterr().err.count("parser: mtbench is now called last_tag") == 1
+    assert PAIRWISE_PARSERS["last_tag"] is parse_last_tag
+    reply = "Format: [[A]], [[B]] or [[C]]. Verdict: [[B]]"
+    assert parse_last_tag(reply).verdict == "B" and PAIRWISE_PARSERS["fastchat"](reply).verdict == "A"
+
+
+def test_the_panels_per_order_margin_is_order_tie_margin(capsys):
+    from lima.eval import config as config_module
+    from lima.eval.config import JudgeConfig, PanelConfig
+
+    config_module._WARNED.discard("panel.tie_margin")
+    old = PanelConfig(judges=[JudgeConfig(), JudgeConfig()], tie_margin=0.1)
+    assert old.order_tie_margin == 0.1 and "now called order_tie_margin" in capsys.readouterr().err

@@ -149,15 +149,16 @@ def test_verdict_mode_needs_the_server_named(tmp_path, cli):
     assert result.returncode == 2 and "grammar: a GBNF grammar needs" in result.stderr
 
 
-def test_text_mode_cache_keys_are_unchanged_by_the_new_fields(tmp_path):
-    """Adding verdict modes must not invalidate existing text-mode caches and stored calibrations."""
-    from lima.eval.judge import annotator_hash, judge_config_hash, load_template
+def test_text_mode_judge_hashes_are_unchanged_by_the_new_fields(tmp_path):
+    """Adding verdict modes must not invalidate the stored calibrations of text-mode judges."""
+    from lima.eval.judging import annotator_hash, judge_hash
+    from lima.eval.templates import load_template
 
     config = _judge(tmp_path, "http://127.0.0.1:9/v1")
     template = load_template(config.template, ("prompt", "answer_a", "answer_b"))
-    assert judge_config_hash(config, template) == annotator_hash(config, template, "retry_temperature")
+    assert judge_hash(config, template) == annotator_hash(config, template, "retry_temperature")
     structured = config.model_copy(update={"verdict": "structured", "server": "openai"})
-    assert judge_config_hash(structured, template) != judge_config_hash(config, template)
+    assert judge_hash(structured, template) != judge_hash(config, template)
 
 
 def test_old_cache_without_logprobs_column_is_upgraded(tmp_path):
@@ -256,7 +257,7 @@ def test_judge_refuses_empty_inputs_with_exit_2(tmp_path, cli):
 
 def test_grammar_from_a_file_and_a_value_that_is_neither(tmp_path):
     pytest.importorskip("llama_cpp")
-    from lima.eval.judge import PairwiseJudge
+    from lima.eval.judging import PairwiseJudge
 
     gbnf = tmp_path / "verdict.gbnf"
     gbnf.write_text('root ::= "B" | "A"\n')

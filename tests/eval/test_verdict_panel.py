@@ -12,7 +12,8 @@ import yaml
 
 from lima.core.config import load_config
 from lima.eval.config import JudgeConfig
-from lima.eval.judge import judge_config_hash, run_judging
+from lima.eval.judge import run_judging
+from lima.eval.judging import judge_hash
 from tests.eval.fake_openai import FakeOpenAI
 from tests.eval.test_verdict_modes import _answers, _pairs
 
@@ -98,7 +99,7 @@ def test_panel_hash_depends_on_its_members(tmp_path):
     one = load_config(_panel(tmp_path, members), JudgeConfig)
     two = load_config(_panel(tmp_path, [members[0], {**members[1], "temperature": 0.5}]), JudgeConfig)
     three = load_config(_panel(tmp_path, members, vote="mean"), JudgeConfig)
-    assert len({judge_config_hash(c) for c in (one, two, three)}) == 3
+    assert len({judge_hash(c) for c in (one, two, three)}) == 3
 
 
 def test_panel_is_calibrated_like_one_judge(tmp_path, cli):

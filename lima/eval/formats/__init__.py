@@ -4,8 +4,12 @@
 predictions) and converts it into lima's own lines: example records for prompts, ``lima generate`` records
 for answers, ``lima judge`` judgments, ``lima agreement`` labels/predictions. ``export_file`` writes lima
 prompts or generations in a format's own shape so that its tools can judge them. ``read_generations`` and
-``read_prompts`` in ``lima.eval.io`` call ``foreign_generations`` / ``foreign_prompts`` so that these files
+``read_prompts`` in ``lima.eval.inputs`` call ``foreign_generations`` / ``foreign_prompts`` so that these files
 work directly as baselines and test prompts.
+
+Layer: adapters. They convert to and from lima's records (:mod:`lima.eval.records`) and never import an engine.
+``ECOSYSTEM_FORMATS`` (was ``FORMATS``) names the ecosystem's file formats; ``lima.eval.formats.labels.LABEL_FORMATS``
+the human-label sets ``lima calibrate`` reads.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from lima.core.errors import LimaError
 from lima.eval.formats import alpaca_eval, arena_hard, autoj, mt_bench
 from lima.eval.formats.common import ImportResult, first_object, load_rows, write_json_list, write_jsonl
 
-FORMATS = {"alpaca_eval": alpaca_eval, "mt_bench": mt_bench, "arena_hard": arena_hard, "autoj": autoj}
+ECOSYSTEM_FORMATS = {
+    "alpaca_eval": alpaca_eval,
+    "mt_bench": mt_bench,
+    "arena_hard": arena_hard,
+    "autoj": autoj,
+}
+FORMATS = ECOSYSTEM_FORMATS  # the old name, kept importable
 EXPORT_FORMATS = ("alpaca_eval", "mt_bench", "arena_hard")
 
 
@@ -103,9 +113,9 @@ def export_file(fmt: str, path: str | os.PathLike, out: str | os.PathLike) -> tu
     if kind == "judgments":
         rows = FORMATS[fmt].export_judgments(records)
     elif kind == "generations":
-        from lima.eval.io import read_generations
+        from lima.eval.records import read_lima_generations
 
-        records = read_generations(path, allow_empty=True)
+        records = read_lima_generations(path, allow_empty=True)
         rows = FORMATS[fmt].export_generations(records)
     elif fmt == "alpaca_eval":
         rows = [{**(r.get("meta") or {}), "instruction": r["messages"][0]["content"]} for r in records]
@@ -157,9 +167,12 @@ def as_generations_file(path: Path, dest: Path, answered: Path | None = None) ->
     if records is None:
         return Path(path)
     if answered is not None:
-        from lima.eval.io import read_generations
+        from lima.eval.records import read_lima_generations
 
-        ids = {r["prompt_id"] for r in read_generations(answered, allow_empty=True)}
+        answered_records = foreign_generations(Path(answered)) or read_lima_generations(
+            answered, allow_empty=True
+        )
+        ids = {r["prompt_id"] for r in answered_records}
         records = [r for r in records if r["prompt_id"] in ids]
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(dest, records)

@@ -163,7 +163,7 @@ def _game(order: str, score: str, text: Any) -> dict[str, Any] | None:
 
 
 def import_judgments(rows: list[Row], result: ImportResult, path: Path) -> None:
-    from lima.eval.judge import combine
+    from lima.eval.metrics import combine
 
     for row in rows:
         obj = require(row, "games")

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from lima.eval.formats.common import ImportResult, Row, rest
+from lima.core.errors import LimaError
+from lima.eval.formats.common import ImportResult, Row, load_rows, rest
 
 NAME = "autoj"
 LABELS = {0: "A", 1: "B", 2: "tie"}
@@ -32,6 +34,22 @@ def _label(value: Any) -> str | None:
         return LABELS.get(int(value))
     except (TypeError, ValueError):
         return None
+
+
+def read_autoj(path: str | os.PathLike, field: str) -> dict[str, dict[str, Any]]:
+    """Auto-J rows by line index for ``lima agreement``: the test set (``label`` 0/1/2, ``scenario``) or a
+    prediction file (``{"output": 0|1|2}`` per line, no ids: line i predicts test row i)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for index, row in enumerate(load_rows(path)):
+        obj = row.obj if isinstance(row.obj, dict) else {}
+        value = obj.get(field)
+        verdict = LABELS.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
+        if verdict is None:
+            raise LimaError(f"{row.where}: {field}: {value!r} is not 0, 1 or 2 (Auto-J: first, second, tie)")
+        rows[str(index)] = {"verdict": verdict, "category": obj.get("scenario")}
+    if not rows:
+        raise LimaError(f"{path}: no rows")
+    return rows
 
 
 def import_labels(rows: list[Row], result: ImportResult) -> None:

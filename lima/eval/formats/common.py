@@ -24,20 +24,29 @@ class Row:
 
 
 def load_rows(path: str | os.PathLike) -> list[Row]:
-    """The rows of a JSON list (AlpacaEval) or of a JSONL file (everything else), with their positions."""
+    """The rows of a JSON list (AlpacaEval, most label sets), one JSON object, or a JSONL file (everything
+    else), with their positions. The one reader of "a JSON list or JSONL" files; a leading BOM is skipped."""
     path = Path(path)
     if not path.is_file():
         raise LimaError(f"{path}: file not found")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a leading BOM is not part of the JSON
     except UnicodeDecodeError as exc:
-        raise LimaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    if text.lstrip().startswith("["):
+        raise LimaError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            f"re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}"
+        ) from None
+    start = text.lstrip()[:1]
+    if start in ("[", "{"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LimaError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        return [Row(f"{path}[{i}]", obj) for i, obj in enumerate(data)]
+            if start == "[":
+                raise LimaError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        else:
+            if isinstance(data, list):
+                return [Row(f"{path}[{i}]", obj) for i, obj in enumerate(data)]
+            return [Row(f"{path}:1", data)]
     rows = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -10,7 +10,10 @@
   ``judge: [model, prompt name]``, ``turn``.
 
 lima ids: turn 1 of question 81 is ``81``, turn 2 is ``81:turn2`` (its generation continues the model's own
-turn-1 answer, as FastChat's ``gen_model_answer`` does).
+turn-1 answer, as FastChat's ``gen_model_answer`` does: that plan, and the pair-v2 judge prompt, are MT-Bench's
+protocol, :mod:`lima.eval.protocols.mt_bench`).
+
+Layer: adapters (files to and from lima's records; no engine).
 """
 
 from __future__ import annotations
@@ -168,7 +171,7 @@ def _game(order: str, winner: str, text: Any, model_order: tuple[str, str]) -> d
 
 
 def import_judgments(rows: list[Row], result: ImportResult, path: Path, questions_path: Path | None) -> None:
-    from lima.eval.parsers import parse_fastchat_pair, parse_mtbench
+    from lima.eval.parsers import parse_fastchat_pair, parse_last_tag
 
     questions = find_questions(path, questions_path) or {}
     reparse: dict[str, Any] = {
@@ -197,7 +200,7 @@ def import_judgments(rows: list[Row], result: ImportResult, path: Path, question
                 continue
             reparse["games"] += 1
             stored = game["positional"]
-            precedence, last = parse_fastchat_pair(game["raw"]), parse_mtbench(game["raw"])
+            precedence, last = parse_fastchat_pair(game["raw"]), parse_last_tag(game["raw"])
             reparse["fastchat_rule_agrees"] += precedence is not None and precedence.verdict == stored
             if last is not None and last.verdict == stored:
                 reparse["last_tag_agrees"] += 1
@@ -228,7 +231,8 @@ def import_judgments(rows: list[Row], result: ImportResult, path: Path, question
     if reparse["games"]:
         reparse["why_last_tag_differs"] = (
             "FastChat picks the verdict by tag precedence ([[A]] anywhere, else [[B]], else [[C]]), "
-            "not the last tag as lima's mtbench parser does; judges that quote the format or change their "
+            "not the last tag as lima's last_tag parser (once called mtbench) does; judges that quote the "
+            "format or change their "
             "mind mid-text differ"
         )
         result.notes["reparse"] = reparse
@@ -300,118 +304,3 @@ def is_question_file(path: Path) -> bool:
 
     obj = first_object(path) if path.suffix in (".jsonl", ".json") else None
     return obj is not None and detect_kind(obj) == "prompts"
-
-
-def generate_two_turns(
-    config: Any,
-    out_path: Path,
-    model: str | None = None,
-    prompts: Path | None = None,
-    limit: int | None = None,
-) -> Path:
-    """Answer every turn of MT-Bench questions as FastChat's ``gen_model_answer`` does: turn k continues the
-    conversation with the model's **own** answers to turns 1..k-1. One ``lima generate`` pass per turn (each
-    resumable), all into ``out_path``, which ends in question order (``81``, ``81:turn2``, ``82``, …)."""
-    from lima.eval.formats.common import write_jsonl
-    from lima.eval.generate import _reorder, run_generation
-    from lima.eval.io import read_generations
-
-    if getattr(config.decoding, "samples", 1) > 1:
-        raise LimaError("MT-Bench two-turn generation takes one response per turn; set decoding.samples=1")
-    out_path = Path(out_path)
-    questions = list(read_questions(Path(prompts or config.prompts)).items())[:limit]
-    work = out_path.parent / f"{out_path.stem}.run" / NAME
-    work.mkdir(parents=True, exist_ok=True)
-    per_turn = config.model_copy(update={"prompt_format": "records"})
-    answers: dict[str, str] = {}
-    for turn in range(1, max(len(q["turns"]) for _, q in questions) + 1):
-        records = []
-        for qid, question in questions:
-            if len(question["turns"]) < turn:
-                continue
-            messages = []
-            for earlier in range(1, turn):
-                messages += [
-                    {"role": "user", "content": question["turns"][earlier - 1]},
-                    {"role": "assistant", "content": answers[turn_id(qid, earlier)]},
-                ]
-            messages.append({"role": "user", "content": question["turns"][turn - 1]})
-            records.append({"id": turn_id(qid, turn), "source": NAME, "messages": messages})
-        turn_file = work / f"turn{turn}.jsonl"
-        write_jsonl(turn_file, records)
-        run_generation(per_turn, out_path, model=model, prompts=turn_file)
-        answers = {r["prompt_id"]: r["output"] for r in read_generations(out_path, allow_empty=True)}
-    _reorder(out_path, [turn_id(qid, t) for qid, q in questions for t in range(1, len(q["turns"]) + 1)])
-    return out_path
-
-
-# FastChat judges turn 2 with pair-v2-multi-turn: each model's own whole conversation, focus on the second answer.
-MULTI_TURN = {
-    "mt_bench_pair_v2.txt": ("mt_bench_pair_v2_multi_turn.txt", "mt_bench_pair_v2_multi_turn_system.txt")
-}
-_MULTI_TURN_FIELDS = ("question_1", "answer_a_1", "question_2", "answer_a_2", "answer_b_1", "answer_b_2")
-
-
-def turn_meta(record_a: dict[str, Any], record_b: dict[str, Any]) -> dict[str, Any]:
-    """What a pair-v2-multi-turn judge needs of a later-turn pair: each model's conversation before the last
-    question, and that question (empty for single-turn pairs)."""
-    if not record_a.get("history") or not record_b.get("history"):
-        return {}
-    return {
-        "history_a": record_a["history"],
-        "history_b": record_b["history"],
-        "question": record_a["prompt"],
-    }
-
-
-def multi_turn_prompt(template: str, meta: dict[str, Any], first: str, second: str, order: str) -> str | None:
-    """The pair-v2-multi-turn user prompt with the conversations in ``order`` (AB: model A's shown first)."""
-    from lima.eval.judge import fill
-
-    history_a, history_b = meta.get("history_a"), meta.get("history_b")
-    if not history_a or not history_b or len(history_a) != 2 or len(history_b) != 2:
-        return None  # FastChat's template has exactly two turns
-    shown_first, shown_second = (history_a, history_b) if order == "AB" else (history_b, history_a)
-    return fill(
-        template,
-        question_1=shown_first[0]["content"],
-        question_2=meta["question"],
-        answer_a_1=shown_first[1]["content"],
-        answer_a_2=first,
-        answer_b_1=shown_second[1]["content"],
-        answer_b_2=second,
-    )
-
-
-def judge_class(config: Any):
-    """``PairwiseJudge``, or for FastChat's pair-v2 template a judge that shows turn-2 pairs as FastChat does."""
-    from lima.eval.judge import PairwiseJudge, load_template
-
-    if getattr(config, "panel", None) is not None or Path(str(config.template)).name not in MULTI_TURN:
-        return PairwiseJudge
-
-    class PairV2Judge(PairwiseJudge):
-        """pair-v2 for turn 1, pair-v2-multi-turn (with its own system prompt) for later turns."""
-
-        def __init__(self, config: Any, client: Any) -> None:
-            super().__init__(config, client)
-            template, system = MULTI_TURN[Path(str(config.template)).name]
-            self.multi_turn_template = load_template(template, _MULTI_TURN_FIELDS)
-            self.multi_turn_system = load_template(system, ()).strip()
-
-        def _request(self, item: Any, order: str, attempt: int) -> Any:
-            import dataclasses
-
-            request = super()._request(item, order, attempt)
-            answers = (item.answer_a, item.answer_b) if order == "AB" else (item.answer_b, item.answer_a)
-            prompt = multi_turn_prompt(self.multi_turn_template, item.meta, *answers, order)
-            if prompt is None:
-                return request
-            messages = [
-                {"role": "system", "content": self.multi_turn_system},
-                {"role": "user", "content": prompt},
-            ]
-            key = stable_hash([self.config_hash, "pair-v2-multi-turn", messages, order, attempt])
-            return dataclasses.replace(request, key=key, messages=messages)
-
-    return PairV2Judge

@@ -100,7 +100,8 @@ def test_the_order_switch_is_alpaca_evals_seeded_rule():
 
 
 def test_evaluation_set_and_model_outputs_work_as_prompts_and_baseline(tmp_path):
-    from lima.eval.io import pair_generations, read_generations, read_prompts
+    from lima.eval.inputs import read_generations, read_prompts
+    from lima.eval.records import pair_generations
 
     prompts = read_prompts(DATA / "alpaca_eval.json")
     assert [p.text for p in prompts] == [
@@ -130,7 +131,7 @@ def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
 
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
-    from lima.eval.io import read_prompts
+    from lima.eval.inputs import read_prompts
     from lima.eval.judge import run_judging
     from tests.eval.fake_openai import FakeOpenAI, judge_config
 

@@ -47,7 +47,8 @@ def test_battles_weight_strong_verdicts_and_ignore_three_level_judgments():
 
 
 def test_answers_round_trip_and_work_as_baseline(tmp_path, cli):
-    from lima.eval.io import pair_generations, read_generations, read_prompts
+    from lima.eval.inputs import read_generations, read_prompts
+    from lima.eval.records import pair_generations
 
     gen = tmp_path / "gen.jsonl"
     answers = DATA / "model_answer" / "model-x.jsonl"

@@ -103,7 +103,8 @@ def test_two_turn_generation_continues_the_models_own_answer(tmp_path):
     from lima.core.config import load_config
     from lima.eval.config import GenerateConfig
     from lima.eval.generate import run_generation
-    from lima.eval.io import pair_generations, read_generations
+    from lima.eval.inputs import read_generations
+    from lima.eval.records import pair_generations
 
     def reply(body):
         turns = [m["content"] for m in body["messages"] if m["role"] != "system"]

@@ -1,4 +1,8 @@
-"""Reading prompt sources and generation files, with one-line errors that name the file and line."""
+"""lima's own evaluation records — prompts, generations, pairs to judge — and the readers of lima's own files,
+with one-line errors that name the file and line. Files in other tools' formats are read by the adapters
+(:mod:`lima.eval.inputs`, :mod:`lima.eval.formats`), never here.
+
+Layer: bottom (records, parsers, templates). Imports only ``lima.core``."""
 
 from __future__ import annotations
 
@@ -10,8 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.errors import LimaError
+from lima.core.names import display_name
 
 GEN_FIELDS = ("prompt_id", "prompt", "model", "output", "settings")
+LIMA_PROMPT_FORMATS = ("text", "lima_test", "records", "generations")
+
+
+@dataclass
+class PairItem:
+    """One prompt with the two answers to compare (A and B are models, not positions)."""
+
+    id: str
+    prompt: str
+    answer_a: str
+    answer_b: str
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,16 +71,12 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 raise LimaError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
 
 
-def detect_prompt_format(path: Path) -> str:
+def detect_lima_prompt_format(path: Path) -> str:
+    """Which of lima's own prompt files ``path`` is (``LIMA_PROMPT_FORMATS``)."""
     if path.suffix == ".txt":
         return "text"
     if not path.read_bytes().strip():
         raise LimaError(f"{path}: empty file: no prompts to generate from")
-    from lima.eval.formats import foreign_prompt_format
-
-    foreign = foreign_prompt_format(path)  # AlpacaEval, MT-Bench or Arena-Hard prompts
-    if foreign:
-        return foreign
     for _, obj in _json_lines(path):
         if isinstance(obj, dict) and "conversations" in obj:
             return "lima_test"
@@ -78,12 +91,12 @@ def detect_prompt_format(path: Path) -> str:
     )
 
 
-def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
+def read_lima_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
     """Prompts from the LIMA test file, record-format JSONL, a generations file or one prompt per line."""
     path = Path(path)
     if not path.is_file():
         raise LimaError(f"{path}: prompt file not found (set prompts: or pass --prompts)")
-    fmt = detect_prompt_format(path) if fmt == "auto" else fmt
+    fmt = detect_lima_prompt_format(path) if fmt == "auto" else fmt
     prompts: list[Prompt] = []
     if fmt == "text":
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -110,14 +123,15 @@ def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
                 raise LimaError(f"{path}: record {example.id}: no user turn to answer")
             prompts.append(Prompt(example.id, messages[-1]["content"], messages))
     elif fmt == "generations":
-        records = read_generations(path, allow_empty=True)
+        records = read_lima_generations(path, allow_empty=True)
         prompts = [Prompt(r["prompt_id"], r["prompt"]) for r in records if r.get("sample", 0) == 0]
-    elif fmt in ("alpaca_eval", "mt_bench", "arena_hard"):
-        from lima.eval.formats import foreign_prompts
-
-        prompts = [Prompt(pid, text) for pid, text in foreign_prompts(path, fmt)]
     else:
         raise LimaError(f"unknown prompt_format {fmt!r}")
+    return check_prompts(path, prompts)
+
+
+def check_prompts(path: Path, prompts: list[Prompt]) -> list[Prompt]:
+    """``prompts`` when their ids are unique and there is at least one."""
     seen: dict[str, int] = {}
     for i, prompt in enumerate(prompts):
         if prompt.id in seen:
@@ -130,19 +144,11 @@ def read_prompts(path: str | os.PathLike, fmt: str = "auto") -> list[Prompt]:
     return prompts
 
 
-def read_generations(path: str | os.PathLike, allow_empty: bool = False) -> list[dict[str, Any]]:
+def read_lima_generations(path: str | os.PathLike, allow_empty: bool = False) -> list[dict[str, Any]]:
     """A ``lima generate`` output file, validated: fields present, ids unique, outputs non-empty."""
     path = Path(path)
     if not path.is_file():
         raise LimaError(f"{path}: generations file not found")
-    from lima.eval.formats import foreign_generations
-
-    foreign = foreign_generations(path)  # a leaderboard model's answers (AlpacaEval, FastChat, Arena-Hard)
-    if foreign is not None:
-        empty = [r["prompt_id"] for r in foreign if not r["output"].strip()]
-        if empty and not allow_empty:
-            raise LimaError(f"{path}: {len(empty)} empty answer(s) (e.g. prompt {empty[0]!r}); set allow_empty=true")
-        return foreign
     records: list[dict[str, Any]] = []
     lines: dict[tuple[str, Any], int] = {}
     empty: list[str] = []
@@ -198,3 +204,14 @@ def pair_generations(
             )
         pairs.append((record, other))
     return pairs
+
+
+def first_samples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pairwise judging compares one answer per prompt: sample 0 of a file with K samples per prompt."""
+    return [r for r in records if r.get("sample", 0) in (0, None)]
+
+
+def model_name(records: list[dict[str, Any]], path: Path) -> str:
+    """The one model named in ``records``, else the file's stem."""
+    names = {str(display_name(r)) for r in records if display_name(r)}
+    return names.pop() if len(names) == 1 else path.stem
