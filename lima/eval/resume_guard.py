@@ -112,7 +112,7 @@ def warn_same_answers(a: Path, b: Path) -> None:
     if a.resolve() == b.resolve():
         echo_err(f"warning: --a and --b are the same file ({a}); every verdict will be a tie")
         return
-    from lima.eval.io import read_generations
+    from lima.eval.inputs import read_generations
 
     try:
         first = {
