@@ -156,28 +156,44 @@ def prepare_model(config: TrainConfig) -> Prepared:
     tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
     chat_format = prepare_tokenizer(tokenizer, config.chat_template, config.eot_token)
 
-    # Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train
-    # on a frozen base held in the compute dtype.
-    kwargs: dict[str, Any] = {"dtype": torch.float32 if config.method == "full" else dtype}
+    kwargs: dict[str, Any] = {"dtype": weight_dtype(config, dtype)}
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
     if config.method == "qlora":
         kwargs["quantization_config"] = quantization_config(dtype)
         kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
-
-    new_token_ids: list[int] = []
-    if chat_format.added_tokens:
-        n_reference = len(tokenizer) - chat_format.added_tokens
-        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        new_token_ids = list(range(n_reference, len(tokenizer)))
-        init_new_rows_to_mean(model, new_token_ids, n_reference)
-
+    model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
     stop_ids = end_of_turn_ids(tokenizer, chat_format)
-    model.generation_config.eos_token_id = stop_ids
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
+    model_config = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model_config.generation_config.eos_token_id = stop_ids
+    model_config.generation_config.pad_token_id = tokenizer.pad_token_id
+    model_config.config.pad_token_id = tokenizer.pad_token_id
+    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
+
+
+def weight_dtype(config: TrainConfig, dtype: torch.dtype) -> torch.dtype:
+    """Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train on a
+    frozen base held in the compute dtype."""
+    return torch.float32 if config.method == "full" else dtype
+
+
+# New vocabulary rows round the embedding up to a multiple of this (tensor-core friendly matmul shapes).
+EMBEDDING_MULTIPLE = 64
+
+
+def adapt_model(
+    model: Any, config: TrainConfig, vocab_size: int, added_tokens: int
+) -> tuple[Any, list[int], list[float], str]:
+    """Everything ``prepare_model`` does to a loaded model: new EOT rows, residual dropout, adapters.
+    ``lima estimate`` runs it on a weightless (meta) model, so what it measures is what trains."""
+    new_token_ids: list[int] = []
+    if added_tokens:
+        n_reference = vocab_size - added_tokens
+        if vocab_size > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(vocab_size, mean_resizing=False, pad_to_multiple_of=EMBEDDING_MULTIPLE)
+        new_token_ids = list(range(n_reference, vocab_size))
+        init_new_rows_to_mean(model, new_token_ids, n_reference)
     model.config.use_cache = False
 
     batching = config.batching
@@ -186,15 +202,15 @@ def prepare_model(config: TrainConfig) -> Prepared:
         batching = "padding_free" if "flash" in attention else "padded"
     schedule = attach_residual_dropout(model, config.dropout_bottom, config.dropout_top)
 
-    if config.method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     if config.uses_adapter:
         from peft import get_peft_model
 
+        # QLoRA: peft's prepare_model_for_kbit_training is not used: it upcasts the embedding and the LM
+        # head to fp32 (+2.1 GB at 8B); they stay in the compute dtype, frozen like the rest of the base.
+        for param in model.parameters():
+            param.requires_grad_(False)
         if config.gradient_checkpointing:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input under LoRA
 
         model = get_peft_model(model, _peft_config(config, model, new_token_ids))
-    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
+    return model, new_token_ids, schedule, batching
