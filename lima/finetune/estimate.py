@@ -91,10 +91,12 @@ class Simulated4bitLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         n = linear.weight.numel()
-        meta = {"device": "meta", "requires_grad": False}
-        self.weight = nn.Parameter(torch.empty(n // 2, 1, dtype=torch.uint8, device="meta"), **meta)
-        self.absmax = nn.Parameter(torch.empty(n // 64, dtype=torch.uint8, device="meta"), **meta)
-        self.absmax2 = nn.Parameter(torch.empty(max(1, n // (64 * 256)), dtype=torch.float32, device="meta"), **meta)
+        def frozen(numel: int, dtype: torch.dtype) -> nn.Parameter:
+            return nn.Parameter(torch.empty(numel, dtype=dtype, device="meta"), requires_grad=False)
+
+        self.weight = frozen(n // 2, torch.uint8)  # two 4-bit codes per byte
+        self.absmax = frozen(n // 64, torch.uint8)  # one 8-bit (double-quantized) scale per 64 weights
+        self.absmax2 = frozen(max(1, n // (64 * 256)), torch.float32)  # one fp32 scale per 256 scales
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,3 +309,50 @@ def format_estimate(est: Estimate, config: TrainConfig) -> str:
             f"  {card['card_gib']:>3} GB card: {verdict:<12} largest micro-batch {card['largest_micro_batch']}"
         )
     return "\n".join(lines)
+
+
+def _available_bytes(cuda: bool) -> tuple[int, str]:
+    if cuda:
+        free, _total = torch.cuda.mem_get_info()
+        return free, f"free on {torch.cuda.get_device_name()}"
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        fields = dict(line.split(":", 1) for line in fh)
+    return int(fields["MemAvailable"].split()[0]) * 1024, "of RAM available"
+
+
+def check_memory(config: TrainConfig, world_size: int = 1) -> None:
+    """Refuse, before any weights load, a run whose step cannot fit this machine (GPU memory, or available
+    RAM on CPU), with the numbers. A parameter count on the meta device gives a lower bound first (weights,
+    gradients and AdamW state); the traced step runs only when that bound is within reach of the limit."""
+    from transformers import AutoModelForCausalLM
+
+    from lima.finetune.model import resolve_precision, weight_dtype
+
+    if not config.check_memory:
+        return
+    cuda = torch.cuda.is_available()
+    try:
+        available, where = _available_bytes(cuda)
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return  # nothing to compare with
+    dtype = resolve_precision(config.precision)
+    hf_config = load_config(config.model, trust_remote_code=config.trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config, trust_remote_code=config.trust_remote_code)
+    params = sum(p.numel() for p in model.parameters())
+    per_param = {"full": weight_dtype(config, dtype).itemsize * 4, "qlora": 0.5}.get(config.method, dtype.itemsize)
+    bound = int(params * per_param) // max(1, world_size if config.method == "full" else 1)
+    what = "a lower bound: weights" + (", gradients and AdamW state" if config.method == "full" else "")
+    if bound < available // 4:
+        return
+    if bound <= available:
+        step = measure_step(config, config.batch_size, fake=True, device="cuda" if cuda else "cpu",
+                            chunked=world_size == 1)  # fmt: skip
+        bound, what = sum(_sharded(step, world_size).values()), "lima estimate's peak"
+    if bound > available:
+        raise LimaError(
+            f"memory: one training step of {config.model} ({config.method}, batch_size={config.batch_size} x "
+            f"max_length={config.max_length}) needs {bound / GIB:.1f} GiB ({what}), but this machine has "
+            f"{available / GIB:.1f} GiB {where}. Use method=lora or qlora, a smaller batch_size or max_length, "
+            "gradient_checkpointing=true, more GPUs (FSDP), or check_memory=false to try anyway"
+        )

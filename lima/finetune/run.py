@@ -91,7 +91,7 @@ def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any
         adam_beta2=config.adam_beta2,
         max_grad_norm=config.max_grad_norm,
         warmup_steps=0,
-        optim="adamw_torch",
+        optim="adamw_torch_fused" if torch.cuda.is_available() else "adamw_torch",  # CPU: the tested numbers
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         logging_steps=config.output.logging_steps,
@@ -142,6 +142,9 @@ def run_training(
     # Cheap checks first: records, then the method/hardware, before any weights load.
     train_records = read_training_records(data, "training")
     dev_records = read_training_records(dev, "dev") if dev is not None else []
+    from lima.finetune.estimate import check_memory
+
+    check_memory(config, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
     inputs: list[str | os.PathLike] = [data, *([dev] if dev else [])]
     with MainProcessManifest(out_dir, "train", config, inputs=inputs, seed=config.seed) as manifest:

@@ -60,6 +60,14 @@ class LimaTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.lr_floor_ratio = lr_floor_ratio
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The chunked cross-entropy (``lima.finetune.loss``) in a single process; HF's path otherwise."""
+        from lima.finetune.loss import chunked_loss, chunked_loss_supported
+
+        if return_outputs or self.accelerator.num_processes > 1 or not chunked_loss_supported(model):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return chunked_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
             self.lr_scheduler = linear_to_floor_schedule(
