@@ -178,10 +178,6 @@ def weight_dtype(config: TrainConfig, dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if config.method == "full" else dtype
 
 
-# New vocabulary rows round the embedding up to a multiple of this (tensor-core friendly matmul shapes).
-EMBEDDING_MULTIPLE = 64
-
-
 def adapt_model(
     model: Any, config: TrainConfig, vocab_size: int, added_tokens: int
 ) -> tuple[Any, list[int], list[float], str]:
@@ -191,7 +187,9 @@ def adapt_model(
     if added_tokens:
         n_reference = vocab_size - added_tokens
         if vocab_size > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(vocab_size, mean_resizing=False, pad_to_multiple_of=EMBEDDING_MULTIPLE)
+            # Not padded to a multiple of 64 (pad_to_multiple_of): the padding rows would be real logits, outside
+            # the tokenizer, frozen at their random init under adapters (tiny model: loss +0.116 = log(576/513)).
+            model.resize_token_embeddings(vocab_size, mean_resizing=False)
         new_token_ids = list(range(n_reference, vocab_size))
         init_new_rows_to_mean(model, new_token_ids, n_reference)
     model.config.use_cache = False
@@ -205,6 +203,9 @@ def adapt_model(
     if config.uses_adapter:
         from peft import get_peft_model
 
+        from lima.finetune import tokens
+
+        tokens.install()  # the new EOT rows train without 1 GiB copies of the embedding and head at 8B
         # QLoRA: peft's prepare_model_for_kbit_training is not used: it upcasts the embedding and the LM
         # head to fp32 (+2.1 GB at 8B); they stay in the compute dtype, frozen like the rest of the base.
         for param in model.parameters():
