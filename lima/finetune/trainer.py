@@ -68,6 +68,33 @@ class LimaTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         return chunked_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """``eval_loss`` = the dev set's summed token loss / its labelled tokens, whatever the batch size or
+        batching (HF averages per-batch means, and drops non-finite batches: a diverged model would report a
+        finite loss). Every process sums its shard; the sums are added across processes."""
+        from lima.finetune.data import IGNORE_INDEX
+        from lima.finetune.loss import training_loss
+
+        dataloader = self.get_eval_dataloader(eval_dataset)
+        model = self.model_wrapped if self.model_wrapped is not None else self.model
+        was_training = model.training
+        model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.args.device)  # loss sum, labelled tokens
+        with torch.no_grad():
+            for batch in dataloader:
+                batch = self._prepare_inputs(batch)
+                tokens = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
+                with self.compute_loss_context_manager():
+                    # num_items_in_batch=1: the model's own loss and the chunked one both return the sum
+                    loss = training_loss(model, batch, num_items_in_batch=1, chunked=self.accelerator.num_processes == 1)
+                total += torch.stack([loss.double(), tokens.double()])
+        total = self.accelerator.reduce(total, reduction="sum")
+        model.train(was_training)
+        metrics = {f"{metric_key_prefix}_loss": (total[0] / total[1]).item() if total[1] > 0 else float("nan")}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
             self.lr_scheduler = linear_to_floor_schedule(
