@@ -68,9 +68,16 @@ def _check_out_dir(out_dir: Path, resume: bool) -> Path | None:
         state = latest_resume_state(out_dir)
         if state is None and (out_dir / "checkpoints").exists():
             raise LimaError(f"{out_dir}: --resume found no resume state under {RESUME_DIR}/; start a new --out")
-        return state
-    if (out_dir / "checkpoints").exists() or (out_dir / RESUME_DIR).exists():
+        if state is not None:
+            return state
+        if process_rank() == 0:
+            print(f"--resume: {out_dir} holds no resume state ({RESUME_DIR}/checkpoint-*); starting from step 0")
+    elif (out_dir / "checkpoints").exists() or (out_dir / RESUME_DIR).exists():
         raise LimaError(f"{out_dir}: already holds a training run; pass --resume to continue it or choose another --out")
+    # A run killed before its first resume state leaves log rows that would be averaged into the new epochs.
+    if process_rank() == 0:
+        for name in ("train_log.jsonl", "epochs.jsonl"):
+            (out_dir / name).unlink(missing_ok=True)
     return None
 
 
