@@ -164,6 +164,10 @@ def prepare_model(config: TrainConfig) -> Prepared:
         kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
     model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
+    if config.lora.top_layers is not None and new_token_ids and config.uses_adapter:
+        print(f"note: lora.top_layers={config.lora.top_layers}: the new {chat_format.eot_token} row trains in the "
+              "LM head only; its input-embedding row stays at its initialisation (training it would backpropagate "
+              "through every layer)")  # fmt: skip
     stop_ids = end_of_turn_ids(tokenizer, chat_format)
     model_config = model.get_base_model() if hasattr(model, "get_base_model") else model
     model_config.generation_config.eos_token_id = stop_ids
@@ -210,8 +214,18 @@ def adapt_model(
         # head to fp32 (+2.1 GB at 8B); they stay in the compute dtype, frozen like the rest of the base.
         for param in model.parameters():
             param.requires_grad_(False)
-        if config.gradient_checkpointing:
+        top_only = config.lora.top_layers is not None
+        if config.gradient_checkpointing and not top_only:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input under LoRA
 
         model = get_peft_model(model, _peft_config(config, model, new_token_ids))
+        if top_only and new_token_ids:
+            # A trainable input row of EOT would pull backpropagation through every layer, which top_layers
+            # exists to avoid: the row is trained in the (untied) LM head only, the input row keeps its mean
+            # initialisation (tied embeddings: the shared row learns from the head's gradient).
+            model.get_input_embeddings().register_forward_hook(_no_grad_below)
     return model, new_token_ids, schedule, batching
+
+
+def _no_grad_below(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.detach()
