@@ -148,8 +148,19 @@ def _peft_config(config: TrainConfig, model: nn.Module, new_token_ids: list[int]
     )
 
 
-def prepare_model(config: TrainConfig) -> Prepared:
-    """Load tokenizer and model as configured, ready for the trainer."""
+def planned_batching(config: TrainConfig, attention: str | None = None) -> str:
+    """``config.batching`` with ``auto`` resolved: padding-free under a FlashAttention kernel, else padded."""
+    if config.batching != "auto":
+        return config.batching
+    attention = attention if attention is not None else config.attn_implementation or ""
+    return "padding_free" if "flash" in attention else "padded"
+
+
+def prepare_model(config: TrainConfig, device: Any = None) -> Prepared:
+    """Load tokenizer and model as configured, ready for the trainer. Under a multi-process launch, call it
+    after the TrainingArguments exist: the process group is then up (FSDP's RAM-efficient loading reads
+    the rank from it), a DeepSpeed ZeRO-3 config is registered (weights load partitioned), and ``device`` is
+    this rank's device (a 4-bit base is placed there, not on cuda:0)."""
     check_method(config)
     dtype = resolve_precision(config.precision)
     load_config(config.model, trust_remote_code=config.trust_remote_code)  # fail fast before weights
@@ -161,7 +172,9 @@ def prepare_model(config: TrainConfig) -> Prepared:
         kwargs["attn_implementation"] = config.attn_implementation
     if config.method == "qlora":
         kwargs["quantization_config"] = quantization_config(dtype)
-        kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
+        kwargs["device_map"] = {"": device if device is not None else torch.cuda.current_device()} \
+            if torch.cuda.is_available() else "cpu"  # fmt: skip
+    _say_how_weights_load(device)
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
     model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
     if config.lora.top_layers is not None and new_token_ids and config.uses_adapter:
@@ -174,6 +187,19 @@ def prepare_model(config: TrainConfig) -> Prepared:
     model_config.generation_config.pad_token_id = tokenizer.pad_token_id
     model_config.config.pad_token_id = tokenizer.pad_token_id
     return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
+
+
+def _say_how_weights_load(device: Any) -> None:
+    """Under a multi-process launch, one line per rank: is the process group up as its weights load?"""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    up = dist.is_available() and dist.is_initialized()
+    rank = os.environ.get("RANK", "0")
+    print(f"rank {rank}: loading weights with the process group {'up' if up else 'NOT up'}, device {device}")
 
 
 def weight_dtype(config: TrainConfig, dtype: torch.dtype) -> torch.dtype:
@@ -198,10 +224,7 @@ def adapt_model(
         init_new_rows_to_mean(model, new_token_ids, n_reference)
     model.config.use_cache = False
 
-    batching = config.batching
-    if batching == "auto":
-        attention = str(getattr(model.config, "_attn_implementation", "") or "")
-        batching = "padding_free" if "flash" in attention else "padded"
+    batching = planned_batching(config, str(getattr(model.config, "_attn_implementation", "") or ""))
     schedule = attach_residual_dropout(model, config.dropout_bottom, config.dropout_top)
 
     if config.uses_adapter:

@@ -171,7 +171,12 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     from lima.core.checkpoint import portable_model_spec
     from lima.core.errors import RecordError
     from lima.finetune.data import PaddedCollator, PaddingFreeCollator, tokenize_records
-    from lima.finetune.model import prepare_model, quantized_base_fingerprint
+    from lima.finetune.model import (
+        planned_batching,
+        prepare_model,
+        quantized_base_fingerprint,
+        resolve_precision,
+    )
     from lima.finetune.trainer import (
         EpochCheckpointCallback,
         LimaTrainer,
@@ -182,7 +187,11 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     )
 
     torch.manual_seed(config.seed)
-    prepared = prepare_model(config)
+    # The training arguments first: they start the process group and register FSDP/DeepSpeed settings,
+    # which from_pretrained reads (ZeRO-3 partitioned init, FSDP's RAM-efficient loading on rank 0 only).
+    args = _training_args(config, out_dir, bool(dev_records), resolve_precision(config.precision),
+                          planned_batching(config))  # fmt: skip
+    prepared = prepare_model(config, device=args.device)
     tokenizer = prepared.tokenizer
     train_rows, train_stats = tokenize_records(tokenizer, train_records, config.max_length)
     dev_rows, dev_stats = tokenize_records(tokenizer, dev_records, config.max_length)
@@ -204,7 +213,8 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         print(f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed")
     manifest.update(**stats)
 
-    args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
+    if prepared.batching != planned_batching(config) or (dev_records and not dev_rows):
+        args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
     stats["world_size"] = args.world_size  # processes (DDP ranks); effective batch = batch x accumulation x this
     collator = (
         PaddingFreeCollator()
