@@ -163,7 +163,6 @@ def prepare_model(config: TrainConfig, device: Any = None) -> Prepared:
     this rank's device (a 4-bit base is placed there, not on cuda:0)."""
     check_method(config)
     dtype = resolve_precision(config.precision)
-    load_config(config.model, trust_remote_code=config.trust_remote_code)  # fail fast before weights
     tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
     chat_format = prepare_tokenizer(tokenizer, config.chat_template, config.eot_token)
 
@@ -175,7 +174,11 @@ def prepare_model(config: TrainConfig, device: Any = None) -> Prepared:
         kwargs["device_map"] = {"": device if device is not None else torch.cuda.current_device()} \
             if torch.cuda.is_available() else "cpu"  # fmt: skip
     _say_how_weights_load(device)
+    declared = getattr(load_config(config.model, trust_remote_code=config.trust_remote_code), "dtype", None)
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
+    if isinstance(declared, str):
+        declared = getattr(torch, declared, None)
+    model._lima_declared_dtype = declared if isinstance(declared, torch.dtype) else torch.float32
     model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
     if config.lora.top_layers is not None and new_token_ids and config.uses_adapter:
         print(f"note: lora.top_layers={config.lora.top_layers}: the new {chat_format.eot_token} row trains in the "
@@ -200,6 +203,13 @@ def _say_how_weights_load(device: Any) -> None:
     up = dist.is_available() and dist.is_initialized()
     rank = os.environ.get("RANK", "0")
     print(f"rank {rank}: loading weights with the process group {'up' if up else 'NOT up'}, device {device}")
+
+
+def declared_dtype(model: Any) -> torch.dtype:
+    """The dtype the model's own config declares (``torch_dtype``), fp32 when it declares none."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    declared = getattr(base, "_lima_declared_dtype", None)
+    return declared if isinstance(declared, torch.dtype) else torch.float32
 
 
 def weight_dtype(config: TrainConfig, dtype: torch.dtype) -> torch.dtype:

@@ -172,6 +172,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     from lima.core.errors import RecordError
     from lima.finetune.data import PaddedCollator, PaddingFreeCollator, tokenize_records
     from lima.finetune.model import (
+        declared_dtype,
         planned_batching,
         prepare_model,
         quantized_base_fingerprint,
@@ -226,7 +227,11 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         "method": config.method,
         "eot_token": prepared.chat_format.eot_token,
         "chat_template": prepared.chat_format.kind,
+        # Epoch checkpoints hold the weights in the dtype the model's config declares (fp32 master weights
+        # of full fine-tuning stay in the resume states only); load_for_inference loads in it.
+        "dtype": str(declared_dtype(prepared.model)).removeprefix("torch."),
     }
+    trainer_dtype = declared_dtype(prepared.model) if config.method == "full" else None
     epoch_cb = EpochCheckpointCallback(out_dir, info, has_dev=bool(dev_rows))
     trainer = LimaTrainer(
         model=prepared.model,
@@ -239,6 +244,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
         lr_floor_ratio=config.min_learning_rate / config.learning_rate,
     )
     epoch_cb.trainer = trainer
+    trainer.checkpoint_dtype = trainer_dtype
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # our LogCallback shows loss and tokens/s on one bar
     if config.output.tensorboard and args.process_index == 0:

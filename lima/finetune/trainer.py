@@ -112,10 +112,24 @@ class LimaTrainer(Trainer):
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
+    checkpoint_dtype: torch.dtype | None = None  # full fine-tuning: epoch checkpoints in the model's dtype
+    _epoch_save = False  # set by write_epoch_checkpoint: resume states keep the fp32 master weights
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         if not hasattr(model, "peft_config"):
-            return super()._save(output_dir, state_dict)
+            dtype = self.checkpoint_dtype if self._epoch_save else None
+            if dtype is None:
+                return super()._save(output_dir, state_dict)
+            state_dict = state_dict if state_dict is not None else model.state_dict()
+            state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+            super()._save(output_dir, state_dict)
+            config_file = Path(output_dir or self.args.output_dir) / "config.json"
+            if self.args.should_save and config_file.is_file():  # save_pretrained wrote the params' fp32
+                config = json.loads(config_file.read_text())
+                config["dtype"] = str(dtype).removeprefix("torch.")
+                config_file.write_text(json.dumps(config, indent=2) + "\n")
+            return None
         if not self.args.should_save:
             return None
         output_dir = output_dir or self.args.output_dir
