@@ -85,7 +85,7 @@ def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any
     import torch
     from transformers import TrainingArguments
 
-    padded = batching == "padded"
+    padded = batching == "padded"  # length-grouped sampling
     return TrainingArguments(
         output_dir=str(out_dir / RESUME_DIR),
         num_train_epochs=config.epochs,
@@ -113,7 +113,10 @@ def _training_args(config: TrainConfig, out_dir: Path, has_dev: bool, dtype: Any
         train_sampling_strategy="group_by_length" if padded else "random",
         length_column_name="length",
         remove_unused_columns=False,
-        include_num_input_tokens_seen="non_padding" if padded else "all",
+        # Tokens seen are counted on the host (CountingCollator, LimaTrainer): HF's count and its NaN filter
+        # for the logged loss each sync the device after every micro-batch (the filter also hides a NaN loss).
+        include_num_input_tokens_seen="no",
+        logging_nan_inf_filter=False,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=0,
         report_to="none",
@@ -170,7 +173,7 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
 
     from lima.core.checkpoint import portable_model_spec
     from lima.core.errors import RecordError
-    from lima.finetune.data import PaddedCollator, PaddingFreeCollator, tokenize_records
+    from lima.finetune.data import CountingCollator, PaddedCollator, PaddingFreeCollator, tokenize_records
     from lima.finetune.model import (
         declared_dtype,
         planned_batching,
@@ -217,10 +220,8 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     if prepared.batching != planned_batching(config) or (dev_records and not dev_rows):
         args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
     stats["world_size"] = args.world_size  # processes (DDP ranks); effective batch = batch x accumulation x this
-    collator = (
-        PaddingFreeCollator()
-        if prepared.batching == "padding_free"
-        else PaddedCollator(tokenizer.pad_token_id)
+    collator = CountingCollator(
+        PaddingFreeCollator() if prepared.batching == "padding_free" else PaddedCollator(tokenizer.pad_token_id)
     )
     info = {
         "base_model": portable_model_spec(config.model),

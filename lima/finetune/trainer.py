@@ -68,6 +68,17 @@ class LimaTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         return chunked_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
 
+    _batch_tokens: int | None = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._batch_tokens = inputs.pop("num_tokens", None)  # CountingCollator's host-side count
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def _track_num_input_tokens(self, inputs) -> None:
+        """No device sync: the collator's count, times the processes (ranks' batches are alike in size)."""
+        if self._batch_tokens is not None:
+            self.state.num_input_tokens_seen += self._batch_tokens * self.args.world_size
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """``eval_loss`` = the dev set's summed token loss / its labelled tokens, whatever the batch size or
         batching (HF averages per-batch means, and drops non-finite batches: a diverged model would report a
@@ -82,6 +93,7 @@ class LimaTrainer(Trainer):
         total = torch.zeros(2, dtype=torch.float64, device=self.args.device)  # loss sum, labelled tokens
         with torch.no_grad():
             for batch in dataloader:
+                batch.pop("num_tokens", None)
                 batch = self._prepare_inputs(batch)
                 tokens = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
                 with self.compute_loss_context_manager():
