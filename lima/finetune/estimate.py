@@ -184,7 +184,6 @@ def measure_step(
     from transformers import AutoModelForCausalLM
 
     from lima.finetune.dropout import decoder_layers
-    from lima.finetune.loss import training_loss
     from lima.finetune.model import adapt_model, weight_dtype
 
     if config.method == "qlora" and not fake:
@@ -217,22 +216,38 @@ def measure_step(
 
         mode = FakeTensorMode(allow_non_fake_inputs=True)
         _fakeify(model, mode)
+    with mode:
+        trace = run_step(model, config, batching, micro_batch, seq_len, dtype, "cpu", fused=device == "cuda",
+                         chunked=chunked)  # fmt: skip
+    return StepMemory(trace.peak, trace.peak_breakdown, layer_params, other, dtype.itemsize)
+
+
+def run_step(
+    model: Any, config: TrainConfig, batching: str, micro_batch: int, seq_len: int, dtype: torch.dtype,
+    device: str, fused: bool, chunked: bool = True,
+) -> MemoryTrace:
+    """Two optimizer steps of ``model`` as the trainer runs them (autocast for fp32 weights, clipping, AdamW),
+    traced by term. Also run on a real GPU model (``bench/estimate_check.py``) to compare with
+    ``torch.cuda.max_memory_allocated``."""
+    from lima.finetune.loss import training_loss
+    from lima.finetune.model import weight_dtype
+
     trace = MemoryTrace()
     autocast = weight_dtype(config, dtype) != dtype
-    with mode, trace:
+    with trace:
         track_model(trace, model)
         track_logits(trace, model.get_output_embeddings())
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             trainable, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-            weight_decay=config.weight_decay, fused=device == "cuda",
+            weight_decay=config.weight_decay, fused=fused,
         )  # fmt: skip
         micro_batches = min(config.gradient_accumulation_steps, 2)
         for _ in range(2):
             for _ in range(micro_batches):
                 trace.phase = "activations"
-                batch = _batch(config, batching, micro_batch, seq_len)
-                with torch.autocast("cpu", dtype=dtype) if autocast else contextlib.nullcontext():
+                batch = {k: v.to(device) for k, v in _batch(config, batching, micro_batch, seq_len).items()}
+                with torch.autocast(device, dtype=dtype) if autocast else contextlib.nullcontext():
                     loss = training_loss(model, batch, chunked=chunked)
                 (loss / micro_batches).backward()
                 del loss, batch
@@ -241,7 +256,7 @@ def measure_step(
                 torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-    return StepMemory(trace.peak, trace.peak_breakdown, layer_params, other, dtype.itemsize)
+    return trace
 
 
 def _sharded(step: StepMemory, gpus: int) -> dict[str, int]:
