@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# One prepared GPU check for a lent H100/H200, in under 8 minutes, with only the wheels it carries:
+# One prepared GPU check for a lent H100/H200 within a 6-minute budget (BUDGET_S, wheels install included;
+# a lent device has ~15 minutes in all, start-up included), with only the wheels it carries:
 #   1. the `gpu` tests (pytest -m gpu: bf16 QLoRA and full steps on CUDA),
-#   2. bench/train_throughput.py --gpu: lima vs TRL SFTTrainer, LoRA/QLoRA/full on an 8B-shaped model,
-#      tokens/s, MFU and peak memory (QLoRA-8B's peak included),
-#   3. one QLoRA `lima train` (the real CLI) of that 8B-shaped model (random weights, a few steps),
-# and writes bench/results/gpu_check_<device>.json (+ the bench's train_throughput_gpu_<device>.json/.md and
-# the logs) named after the device nvidia-smi reports. Each step has its own time limit; a step that fails
-# or runs out of time is recorded as such and the others still run.
+#   2. bench/train_throughput.py --gpu --methods lora: lima vs TRL SFTTrainer on an 8B-shaped model,
+#      tokens/s, MFU and peak memory,
+#   3. bench/estimate_check.py: `lima estimate` vs torch.cuda.max_memory_allocated for one LoRA and one
+#      QLoRA step of that 8B-shaped model (1,024 tokens),
+#   4. one QLoRA `lima train` (the real CLI) of that 8B-shaped model (random weights, a few steps),
+# and writes bench/results/gpu_check_<device>.json (+ the bench's train_throughput_gpu_<device>.json/.md,
+# estimate_check_<device>.json and the logs) named after the device nvidia-smi reports. Each step has its
+# own time limit, cut to what is left of the budget; the summary is rewritten after every step, so a step
+# that fails or runs out of time is recorded as such, and what finished is kept.
 #
 #   bash bench/gpu_check.sh [--wheels DIR] [--out DIR]    # on the GPU machine (DIR default: bench/results)
 #   bash bench/gpu_check.sh --smoke [--out DIR]           # the same steps on CPU with tiny models (make test)
@@ -38,13 +42,15 @@ done
 if [ "$SMOKE" = 1 ]; then
   PYTHON="${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}"
   OUT="${OUT:-$(mktemp -d /tmp/gpu-check-smoke-XXXX)}"  # a smoke run never overwrites committed results
-  LIMITS=(120 240 120)  # seconds for steps 1-3
-  LAYERS=2              # the bench's tiny smoke Llama
+  LIMITS=(120 240 120 120)  # seconds for steps 1-4
+  BUDGET_S=420              # the smoke run's whole budget (CPU, shared build machine)
+  LAYERS=2                  # the bench's tiny smoke Llama
 else
   PYTHON="${PYTHON:-python3}"
   OUT="${OUT:-$ROOT/bench/results}"
-  LIMITS=(75 270 120)
-  LAYERS=32             # the bench's Llama-3.1-8B shape
+  LIMITS=(35 150 100 60)
+  BUDGET_S=360              # 6 minutes, wheels install included
+  LAYERS=32                 # the bench's Llama-3.1-8B shape
   if [ -z "$WHEELS" ] && [ -d "$ROOT/.whl" ]; then WHEELS="$ROOT/.whl"; fi
 fi
 if [ "$SMOKE" = 1 ]; then
@@ -74,52 +80,20 @@ if [ -n "$WHEELS" ]; then
 fi
 
 SLUG="$(echo "$DEVICE" | tr '[:upper:]' '[:lower:]' | tr -cs 'a-z0-9' '-' | sed 's/^-//; s/-$//')"
-echo "device: $DEVICE -> results in $OUT (*_$SLUG.*)"
+echo "device: $DEVICE -> results in $OUT (*_$SLUG.*); time budget ${BUDGET_S}s (steps: ${LIMITS[*]}s)"
 
 STATUS=()  # one "name rc seconds" per step
-run_step() {  # name, limit (s), log file, command...
-  local name="$1" limit="$2" log="$3"; shift 3
-  local t0=$SECONDS
-  echo "== $name (limit ${limit}s)"
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log"
-  local rc=${PIPESTATUS[0]}
-  STATUS+=("$name $rc $((SECONDS - t0))")
-  echo "== $name: exit $rc after $((SECONDS - t0))s"
-}
-
-# 1. the gpu tests, from the test files that mark any (skipped without CUDA: the smoke run checks that they
-#    collect and that the step runs)
-run_step gpu_tests "${LIMITS[0]}" "$OUT/gpu_check_${SLUG}_pytest.log" \
-  "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m gpu $(grep -rl --include='test_*.py' 'mark.gpu' tests | sort)
-
-# 2. the throughput bench; its models stay in $WORK for step 3
-BENCH_OUT="$OUT/train_throughput_gpu_${SLUG}.json"
-MODE="--gpu"; [ "$SMOKE" = 1 ] && MODE="--smoke --timed-steps 1"  # smoke: seconds, not minutes
-run_step throughput "${LIMITS[1]}" "$OUT/gpu_check_${SLUG}_bench.log" \
-  "$PYTHON" bench/train_throughput.py $MODE --out "$BENCH_OUT" --work "$WORK" --keep-work --job-timeout 150
-
-# 3. one QLoRA `lima train` of the bench's full-depth model (8B-shaped on the GPU), on the bench's QLoRA data
-MODEL="$(ls -d "$WORK"/bench-gpu-*/llama-${LAYERS}L 2>/dev/null | head -n 1)"
-DATA="$(ls "$WORK"/bench-gpu-*/data-qlora.jsonl 2>/dev/null | head -n 1)"
-if [ "$SMOKE" = 1 ]; then LENGTH=128; else LENGTH=1024; fi
-if [ -n "$MODEL" ] && [ -n "$DATA" ]; then
-  run_step qlora_train "${LIMITS[2]}" "$OUT/gpu_check_${SLUG}_qlora_train.log" \
-    "$PYTHON" -m lima train configs/train/lima_qlora.yaml "model=$MODEL" epochs=1 batch_size=4 \
-    gradient_accumulation_steps=1 "max_length=$LENGTH" output.tensorboard=false --data "$DATA" --out "$WORK/qlora-run"
-else
-  STATUS+=("qlora_train skipped 0")
-  echo "== qlora_train: skipped (the bench built no model or data)"
-fi
-
-"$PYTHON" - "$OUT/gpu_check_${SLUG}.json" "$DEVICE" "$BENCH_OUT" "$WORK/qlora-run" "$((SECONDS - START))" \
-  "${STATUS[@]}" <<'EOF'
+SUMMARY_RC=1
+summarize() {  # rewrites gpu_check_<device>.json from what has finished so far
+  "$PYTHON" - "$OUT/gpu_check_${SLUG}.json" "$DEVICE" "$BENCH_OUT" "$WORK/qlora-run" "$((SECONDS - START))" \
+    "$BUDGET_S" "$ESTIMATE_OUT" "${STATUS[@]}" <<'EOF'
 """The check's summary: each step's exit status and time, the bench's table, the QLoRA run's manifest."""
 import json
 import sys
 from pathlib import Path
 
-out, device, bench, run, total, *steps = sys.argv[1:]
-summary = {"device": device, "total_s": int(total), "steps": {}}
+out, device, bench, run, total, budget, estimate, *steps = sys.argv[1:]
+summary = {"device": device, "total_s": int(total), "budget_s": int(budget), "steps": {}}
 for step in steps:
     name, rc, seconds = step.split()
     summary["steps"][name] = {"exit": rc if rc == "skipped" else int(rc), "seconds": int(seconds),
@@ -128,6 +102,10 @@ if Path(bench).is_file():
     results = json.loads(Path(bench).read_text())["results"]
     summary["throughput"] = {f"{method} {side}": {k: r.get(k) for k in ("status", "tokens_per_s", "mfu", "peak_memory_gib")}
                              for method, row in results.items() for side, r in row.items() if isinstance(r, dict)}
+if Path(estimate).is_file():
+    checks = json.loads(Path(estimate).read_text())["results"]
+    summary["estimate_check"] = {method: {k: r.get(k) for k in ("estimate_gib", "measured_gib", "ratio", "within_10pct", "error")}
+                                 for method, r in checks.items()}
 manifest = Path(run) / "manifest.json"
 if manifest.is_file():
     m = json.loads(manifest.read_text())
@@ -139,8 +117,64 @@ if manifest.is_file():
         "losses": [r["loss"] for r in log], "world_size": m.get("world_size"),
     }
 summary["ok"] = all(s["exit"] in (0, "skipped") for s in summary["steps"].values()) and \
-    summary.get("qlora_train", {}).get("status") == "ok"
+    summary.get("qlora_train", {}).get("status") == "ok" and "qlora_train" in summary["steps"]
 Path(out).write_text(json.dumps(summary, indent=2) + "\n")
-print(json.dumps(summary, indent=2))
 sys.exit(0 if summary["ok"] else 1)
 EOF
+  SUMMARY_RC=$?
+}
+BENCH_OUT="$OUT/train_throughput_gpu_${SLUG}.json"
+ESTIMATE_OUT="$OUT/estimate_check_${SLUG}.json"
+run_step() {  # name, limit (s), log file, command...
+  local name="$1" limit="$2" log="$3"; shift 3
+  local t0=$SECONDS left=$((BUDGET_S - (SECONDS - START)))
+  if [ "$left" -lt 10 ]; then
+    STATUS+=("$name skipped 0"); echo "== $name: skipped (the ${BUDGET_S}s budget is spent)"; summarize; return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "== $name (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  STATUS+=("$name $rc $((SECONDS - t0))")
+  echo "== $name: exit $rc after $((SECONDS - t0))s"
+  summarize
+}
+
+# 1. the gpu tests, from the test files that mark any (skipped without CUDA: the smoke run checks that they
+#    collect and that the step runs)
+run_step gpu_tests "${LIMITS[0]}" "$OUT/gpu_check_${SLUG}_pytest.log" \
+  "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m gpu $(grep -rl --include='test_*.py' 'mark.gpu' tests | sort)
+
+# 2. the throughput bench; its models stay in $WORK for step 3
+BENCH_OUT="$OUT/train_throughput_gpu_${SLUG}.json"
+MODE="--gpu --methods lora --timed-steps 4"; [ "$SMOKE" = 1 ] && MODE="--smoke --timed-steps 1"  # smoke: seconds
+run_step throughput "${LIMITS[1]}" "$OUT/gpu_check_${SLUG}_bench.log" \
+  "$PYTHON" bench/train_throughput.py $MODE --out "$BENCH_OUT" --work "$WORK" --keep-work --job-timeout 70
+
+MODEL="$(ls -d "$WORK"/bench-gpu-*/llama-${LAYERS}L 2>/dev/null | head -n 1)"
+DATA="$(ls "$WORK"/bench-gpu-*/data-*.jsonl 2>/dev/null | head -n 1)"
+
+# 3. lima estimate against the measured peak of the same LoRA and QLoRA step
+ESTIMATE_OUT="$OUT/estimate_check_${SLUG}.json"
+if [ -n "$MODEL" ]; then
+  if [ "$SMOKE" = 1 ]; then EXTRA=(--max-length 64 --set precision=fp32); else EXTRA=(--max-length 1024); fi
+  run_step estimate_check "${LIMITS[2]}" "$OUT/gpu_check_${SLUG}_estimate.log" \
+    "$PYTHON" bench/estimate_check.py --model "$MODEL" --methods lora,qlora "${EXTRA[@]}" --out "$ESTIMATE_OUT"
+else
+  STATUS+=("estimate_check skipped 0"); summarize
+  echo "== estimate_check: skipped (the bench built no model)"
+fi
+
+# 4. one QLoRA `lima train` of the bench's full-depth model (8B-shaped on the GPU), on the bench's data
+if [ "$SMOKE" = 1 ]; then LENGTH=128; else LENGTH=1024; fi
+if [ -n "$MODEL" ] && [ -n "$DATA" ]; then
+  run_step qlora_train "${LIMITS[3]}" "$OUT/gpu_check_${SLUG}_qlora_train.log" \
+    "$PYTHON" -m lima train configs/train/lima_qlora.yaml "model=$MODEL" epochs=1 batch_size=4 \
+    gradient_accumulation_steps=1 "max_length=$LENGTH" output.tensorboard=false --data "$DATA" --out "$WORK/qlora-run"
+else
+  STATUS+=("qlora_train skipped 0"); summarize
+  echo "== qlora_train: skipped (the bench built no model or data)"
+fi
+summarize
+cat "$OUT/gpu_check_${SLUG}.json"
+exit "$SUMMARY_RC"

@@ -62,6 +62,10 @@ def load_for_inference(spec: str | Path, dtype: Any = None, device: Any = None) 
 
     path = Path(str(spec)).expanduser()
     info = checkpoint_info(path) if path.is_dir() else None
+    if dtype is None and info is not None and isinstance(info.get("dtype"), str):
+        import torch
+
+        dtype = getattr(torch, info["dtype"], None)  # the dtype training saved it in
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
     if info is None:
         tokenizer = load_tokenizer(str(spec))

@@ -31,7 +31,11 @@ def write_epoch_checkpoint(trainer: Any, final: Path, info: dict[str, Any]) -> P
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
     _barrier(trainer)
-    trainer.save_model(str(tmp))  # gathers FSDP/ZeRO-3 shards; writes on the main process only
+    trainer._epoch_save = True  # in the model's declared dtype (LimaTrainer._save)
+    try:
+        trainer.save_model(str(tmp))  # gathers FSDP/ZeRO-3 shards; writes on the main process only
+    finally:
+        trainer._epoch_save = False
     if main:
         model = trainer.accelerator.unwrap_model(trainer.model)
         base = model.get_base_model() if hasattr(model, "get_base_model") else model

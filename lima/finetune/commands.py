@@ -58,6 +58,30 @@ def export(
     typer.echo(f"exported: {target}")
 
 
+def estimate(
+    config: Path = typer.Argument(..., help="A train config, e.g. configs/train/lima_qlora.yaml."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. batch_size=1 max_length=4096."),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs the run shards over (FSDP/ZeRO-3); the peak is per GPU."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (peak_gib, breakdown, cards)."),
+) -> None:
+    """Peak GPU memory of one training step, without a GPU or weights (a config.json is enough)."""
+    import json
+
+    from lima.core.config import load_config
+    from lima.finetune.config import TrainConfig
+    from lima.finetune.estimate import estimate as run_estimate
+    from lima.finetune.estimate import format_estimate
+
+    train_config = load_config(config, TrainConfig, overrides or [])
+    result = run_estimate(train_config, gpus=gpus)
+    if as_json:
+        typer.echo(json.dumps({"config": str(config), "model": train_config.model, "method": train_config.method,
+                               **result.to_json()}))  # fmt: skip
+    else:
+        typer.echo(format_estimate(result, train_config))
+
+
 def register(app: typer.Typer) -> None:
+    app.command("estimate")(estimate)
     app.command("train")(train)
     app.command("export")(export)

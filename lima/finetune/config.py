@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lima.core.config import Config
-from lima.core.models import DEFAULT_MODEL
 
 Method = Literal["lora", "qlora", "dora", "full"]
 
@@ -40,7 +39,9 @@ class OutputOptions(Config):
 class TrainConfig(Config):
     """A fine-tuning run. Effective batch = ``batch_size`` x ``gradient_accumulation_steps`` x devices."""
 
-    model: str = DEFAULT_MODEL
+    # Required: an empty or partial file must not train some default model (a hub id, a local model
+    # directory, a config-only directory for `lima estimate`, or embedded:smollm2-135m-instruct).
+    model: str
     data: Path | None = None  # training records (JSONL); --data overrides
     dev: Path | None = None  # dev records for a loss per epoch; --dev overrides
     method: Method = "lora"
@@ -60,7 +61,8 @@ class TrainConfig(Config):
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.95, ge=0, lt=1)
     weight_decay: float = Field(0.1, ge=0)
-    max_grad_norm: float = Field(1.0, ge=0)  # 0 disables clipping
+    # Not in LIMA's recipe (the paper names no clipping): HF's default, kept for stability; 0 disables it.
+    max_grad_norm: float = Field(1.0, ge=0)
     # Residual dropout on each attention/MLP output, linear in the layer index (LIMA: 0.0 -> 0.3).
     dropout_bottom: float = Field(0.0, ge=0, lt=1)
     dropout_top: float = Field(0.3, ge=0, lt=1)
@@ -75,6 +77,9 @@ class TrainConfig(Config):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where supported, else fp32
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
+    # Before loading weights, refuse a run whose estimated step (lima estimate) cannot fit this machine's
+    # GPU memory, or its available RAM when training on CPU.
+    check_memory: bool = True
     output: OutputOptions = OutputOptions()
     seed: int = 0
 

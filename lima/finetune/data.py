@@ -26,6 +26,9 @@ class TokenizeStats:
     dropped_no_target: int = 0  # no assistant token left (no assistant turn, or trimmed away)
     tokens: int = 0
     target_tokens: int = 0
+    # Tokens that start before an assistant span and end inside it (a merge across the header/reply
+    # boundary): they are not labels, so part of the reply's first characters is never trained on.
+    straddling: int = 0
     lengths: list[int] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, int]:
@@ -35,6 +38,7 @@ class TokenizeStats:
             "dropped_no_target": self.dropped_no_target,
             "tokens": self.tokens,
             "target_tokens": self.target_tokens,
+            "straddling": self.straddling,
             "max_length_seen": max(self.lengths, default=0),
         }
 
@@ -61,8 +65,11 @@ def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str
     return text, spans
 
 
-def tokenize_example(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int], bool]:
-    """``(input_ids, labels, trimmed)`` for one record."""
+def tokenize_example(
+    tokenizer: Any, example: Example, max_length: int, stats: TokenizeStats | None = None
+) -> tuple[list[int], list[int], bool]:
+    """``(input_ids, labels, trimmed)`` for one record; ``stats.straddling`` counts the tokens that cross
+    the start of an assistant span (within max_length)."""
     text, spans = assistant_spans(tokenizer, example.messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoded["input_ids"]
@@ -76,6 +83,8 @@ def tokenize_example(tokenizer: Any, example: Example, max_length: int) -> tuple
         lo, hi = spans[span_index]
         if lo <= start < hi and end > start:
             labels[t] = ids[t]
+        elif start < lo < end and stats is not None and t < max_length:
+            stats.straddling += 1
     trimmed = len(ids) > max_length
     return ids[:max_length], labels[:max_length], trimmed
 
@@ -89,7 +98,7 @@ def tokenize_records(
     stats = TokenizeStats()
     rows = []
     for example in tqdm(examples, desc="tokenize", unit="ex", leave=False, disable=len(examples) < 200):
-        ids, labels, trimmed = tokenize_example(tokenizer, example, max_length)
+        ids, labels, trimmed = tokenize_example(tokenizer, example, max_length, stats)
         stats.examples += 1
         stats.trimmed += trimmed
         n_target = sum(label != IGNORE_INDEX for label in labels)
@@ -158,3 +167,16 @@ class PaddedCollator:
             labels[i, :n] = torch.tensor(row["labels"])
             mask[i, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class CountingCollator:
+    """Adds ``num_tokens`` (non-padding tokens, a Python int) to each batch: the trainer counts tokens seen
+    on the host instead of summing a device tensor and syncing after every micro-batch."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(rows)
+        batch["num_tokens"] = sum(len(r["input_ids"]) for r in rows)
+        return batch

@@ -148,53 +148,117 @@ def _peft_config(config: TrainConfig, model: nn.Module, new_token_ids: list[int]
     )
 
 
-def prepare_model(config: TrainConfig) -> Prepared:
-    """Load tokenizer and model as configured, ready for the trainer."""
+def planned_batching(config: TrainConfig, attention: str | None = None) -> str:
+    """``config.batching`` with ``auto`` resolved: padding-free under a FlashAttention kernel, else padded."""
+    if config.batching != "auto":
+        return config.batching
+    attention = attention if attention is not None else config.attn_implementation or ""
+    return "padding_free" if "flash" in attention else "padded"
+
+
+def prepare_model(config: TrainConfig, device: Any = None) -> Prepared:
+    """Load tokenizer and model as configured, ready for the trainer. Under a multi-process launch, call it
+    after the TrainingArguments exist: the process group is then up (FSDP's RAM-efficient loading reads
+    the rank from it), a DeepSpeed ZeRO-3 config is registered (weights load partitioned), and ``device`` is
+    this rank's device (a 4-bit base is placed there, not on cuda:0)."""
     check_method(config)
     dtype = resolve_precision(config.precision)
-    load_config(config.model, trust_remote_code=config.trust_remote_code)  # fail fast before weights
     tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
     chat_format = prepare_tokenizer(tokenizer, config.chat_template, config.eot_token)
 
-    # Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train
-    # on a frozen base held in the compute dtype.
-    kwargs: dict[str, Any] = {"dtype": torch.float32 if config.method == "full" else dtype}
+    kwargs: dict[str, Any] = {"dtype": weight_dtype(config, dtype)}
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
     if config.method == "qlora":
         kwargs["quantization_config"] = quantization_config(dtype)
-        kwargs["device_map"] = {"": torch.cuda.current_device()} if torch.cuda.is_available() else "cpu"
+        kwargs["device_map"] = {"": device if device is not None else torch.cuda.current_device()} \
+            if torch.cuda.is_available() else "cpu"  # fmt: skip
+    _say_how_weights_load(device)
+    declared = getattr(load_config(config.model, trust_remote_code=config.trust_remote_code), "dtype", None)
     model = load_causal_lm(config.model, trust_remote_code=config.trust_remote_code, **kwargs)
-
-    new_token_ids: list[int] = []
-    if chat_format.added_tokens:
-        n_reference = len(tokenizer) - chat_format.added_tokens
-        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        new_token_ids = list(range(n_reference, len(tokenizer)))
-        init_new_rows_to_mean(model, new_token_ids, n_reference)
-
+    if isinstance(declared, str):
+        declared = getattr(torch, declared, None)
+    model._lima_declared_dtype = declared if isinstance(declared, torch.dtype) else torch.float32
+    model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
+    if config.lora.top_layers is not None and new_token_ids and config.uses_adapter:
+        print(f"note: lora.top_layers={config.lora.top_layers}: the new {chat_format.eot_token} row trains in the "
+              "LM head only; its input-embedding row stays at its initialisation (training it would backpropagate "
+              "through every layer)")  # fmt: skip
     stop_ids = end_of_turn_ids(tokenizer, chat_format)
-    model.generation_config.eos_token_id = stop_ids
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
+    model_config = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model_config.generation_config.eos_token_id = stop_ids
+    model_config.generation_config.pad_token_id = tokenizer.pad_token_id
+    model_config.config.pad_token_id = tokenizer.pad_token_id
+    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
+
+
+def _say_how_weights_load(device: Any) -> None:
+    """Under a multi-process launch, one line per rank: is the process group up as its weights load?"""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    up = dist.is_available() and dist.is_initialized()
+    rank = os.environ.get("RANK", "0")
+    print(f"rank {rank}: loading weights with the process group {'up' if up else 'NOT up'}, device {device}")
+
+
+def declared_dtype(model: Any) -> torch.dtype:
+    """The dtype the model's own config declares (``torch_dtype``), fp32 when it declares none."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    declared = getattr(base, "_lima_declared_dtype", None)
+    return declared if isinstance(declared, torch.dtype) else torch.float32
+
+
+def weight_dtype(config: TrainConfig, dtype: torch.dtype) -> torch.dtype:
+    """Full fine-tuning keeps fp32 master weights (bf16/fp16 autocast does the compute); adapters train on a
+    frozen base held in the compute dtype."""
+    return torch.float32 if config.method == "full" else dtype
+
+
+def adapt_model(
+    model: Any, config: TrainConfig, vocab_size: int, added_tokens: int
+) -> tuple[Any, list[int], list[float], str]:
+    """Everything ``prepare_model`` does to a loaded model: new EOT rows, residual dropout, adapters.
+    ``lima estimate`` runs it on a weightless (meta) model, so what it measures is what trains."""
+    new_token_ids: list[int] = []
+    if added_tokens:
+        n_reference = vocab_size - added_tokens
+        if vocab_size > model.get_input_embeddings().weight.shape[0]:
+            # Not padded to a multiple of 64 (pad_to_multiple_of): the padding rows would be real logits, outside
+            # the tokenizer, frozen at their random init under adapters (tiny model: loss +0.116 = log(576/513)).
+            model.resize_token_embeddings(vocab_size, mean_resizing=False)
+        new_token_ids = list(range(n_reference, vocab_size))
+        init_new_rows_to_mean(model, new_token_ids, n_reference)
     model.config.use_cache = False
 
-    batching = config.batching
-    if batching == "auto":
-        attention = str(getattr(model.config, "_attn_implementation", "") or "")
-        batching = "padding_free" if "flash" in attention else "padded"
+    batching = planned_batching(config, str(getattr(model.config, "_attn_implementation", "") or ""))
     schedule = attach_residual_dropout(model, config.dropout_bottom, config.dropout_top)
 
-    if config.method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     if config.uses_adapter:
         from peft import get_peft_model
 
-        if config.gradient_checkpointing:
+        from lima.finetune import tokens
+
+        tokens.install()  # the new EOT rows train without 1 GiB copies of the embedding and head at 8B
+        # QLoRA: peft's prepare_model_for_kbit_training is not used: it upcasts the embedding and the LM
+        # head to fp32 (+2.1 GB at 8B); they stay in the compute dtype, frozen like the rest of the base.
+        for param in model.parameters():
+            param.requires_grad_(False)
+        top_only = config.lora.top_layers is not None
+        if config.gradient_checkpointing and not top_only:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input under LoRA
 
         model = get_peft_model(model, _peft_config(config, model, new_token_ids))
-    return Prepared(model, tokenizer, chat_format, dtype, schedule, new_token_ids, batching)
+        if top_only and new_token_ids:
+            # A trainable input row of EOT would pull backpropagation through every layer, which top_layers
+            # exists to avoid: the row is trained in the (untied) LM head only, the input row keeps its mean
+            # initialisation (tied embeddings: the shared row learns from the head's gradient).
+            model.get_input_embeddings().register_forward_hook(_no_grad_below)
+    return model, new_token_ids, schedule, batching
+
+
+def _no_grad_below(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.detach()

@@ -60,6 +60,53 @@ class LimaTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.lr_floor_ratio = lr_floor_ratio
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The chunked cross-entropy (``lima.finetune.loss``) in a single process; HF's path otherwise."""
+        from lima.finetune.loss import chunked_loss, chunked_loss_supported
+
+        if return_outputs or self.accelerator.num_processes > 1 or not chunked_loss_supported(model):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return chunked_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+
+    _batch_tokens: int | None = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._batch_tokens = inputs.pop("num_tokens", None)  # CountingCollator's host-side count
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def _track_num_input_tokens(self, inputs) -> None:
+        """No device sync: the collator's count, times the processes (ranks' batches are alike in size)."""
+        if self._batch_tokens is not None:
+            self.state.num_input_tokens_seen += self._batch_tokens * self.args.world_size
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """``eval_loss`` = the dev set's summed token loss / its labelled tokens, whatever the batch size or
+        batching (HF averages per-batch means, and drops non-finite batches: a diverged model would report a
+        finite loss). Every process sums its shard; the sums are added across processes."""
+        from lima.finetune.data import IGNORE_INDEX
+        from lima.finetune.loss import training_loss
+
+        dataloader = self.get_eval_dataloader(eval_dataset)
+        model = self.model_wrapped if self.model_wrapped is not None else self.model
+        was_training = model.training
+        model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.args.device)  # loss sum, labelled tokens
+        with torch.no_grad():
+            for batch in dataloader:
+                batch.pop("num_tokens", None)
+                batch = self._prepare_inputs(batch)
+                tokens = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
+                with self.compute_loss_context_manager():
+                    # num_items_in_batch=1: the model's own loss and the chunked one both return the sum
+                    loss = training_loss(model, batch, num_items_in_batch=1, chunked=self.accelerator.num_processes == 1)
+                total += torch.stack([loss.double(), tokens.double()])
+        total = self.accelerator.reduce(total, reduction="sum")
+        model.train(was_training)
+        metrics = {f"{metric_key_prefix}_loss": (total[0] / total[1]).item() if total[1] > 0 else float("nan")}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
             self.lr_scheduler = linear_to_floor_schedule(
@@ -77,10 +124,24 @@ class LimaTrainer(Trainer):
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
+    checkpoint_dtype: torch.dtype | None = None  # full fine-tuning: epoch checkpoints in the model's dtype
+    _epoch_save = False  # set by write_epoch_checkpoint: resume states keep the fp32 master weights
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         if not hasattr(model, "peft_config"):
-            return super()._save(output_dir, state_dict)
+            dtype = self.checkpoint_dtype if self._epoch_save else None
+            if dtype is None:
+                return super()._save(output_dir, state_dict)
+            state_dict = state_dict if state_dict is not None else model.state_dict()
+            state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+            super()._save(output_dir, state_dict)
+            config_file = Path(output_dir or self.args.output_dir) / "config.json"
+            if self.args.should_save and config_file.is_file():  # save_pretrained wrote the params' fp32
+                config = json.loads(config_file.read_text())
+                config["dtype"] = str(dtype).removeprefix("torch.")
+                config_file.write_text(json.dumps(config, indent=2) + "\n")
+            return None
         if not self.args.should_save:
             return None
         output_dir = output_dir or self.args.output_dir

@@ -42,7 +42,7 @@ def test_qlora_without_a_cpu_capable_bitsandbytes_names_the_fix(monkeypatch, ins
     monkeypatch.setattr(importlib.metadata, "version", version)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(LimaError) as error:
-        check_method(TrainConfig(method="qlora"))
+        check_method(TrainConfig(model="m", method="qlora"))
     assert all(needle in str(error.value) for needle in needles), str(error.value)
 
 

@@ -134,3 +134,26 @@ def test_padding_free_batch_gives_the_same_per_example_losses(tiny_model_dir, to
         mine = torch.nn.functional.cross_entropy(logits[i, : n - 1], padded["labels"][i, 1:n], reduction="none")
         mask = labels != IGNORE_INDEX
         torch.testing.assert_close(mine[mask], alone[mask], rtol=1e-4, atol=1e-5)
+
+
+class _TwoCharTokenizer:
+    """Renders ``<u>text<a>text`` and cuts it into 2-character tokens, so a token can cross a span start."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + ("<a>" if add_generation_prompt else "")
+
+    def __call__(self, text, add_special_tokens=False, return_offsets_mapping=True):
+        offsets = [(i, min(i + 2, len(text))) for i in range(0, len(text), 2)]
+        return {"input_ids": list(range(len(offsets))), "offset_mapping": offsets}
+
+
+def test_tokens_straddling_an_assistant_span_start_are_counted():
+    """'<u>hey<a>okay': the reply starts at character 9, inside the token (8, 10); it is not a label, and
+    data_stats now says how many such tokens there were (they used to vanish uncounted)."""
+    from lima.finetune.data import tokenize_records
+
+    example = Example(id="s", source="manual", messages=[
+        {"role": "user", "content": "hey"}, {"role": "assistant", "content": "okay"}])  # fmt: skip
+    rows, stats = tokenize_records(_TwoCharTokenizer(), [example], max_length=64)
+    assert rows[0]["labels"] == [-100] * 5 + [5, 6]  # (10,12) "ka", (12,13) "y" are labels
+    assert stats.summary()["straddling"] == 1

@@ -60,6 +60,10 @@ def test_two_processes_match_one_with_doubled_accumulation(tiny_model_dir, train
     result = subprocess.run([*unshare, "sh", "-c", script], capture_output=True, text=True, timeout=600,
                             env={**os.environ, **env}, cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
+    # Load order (issue #21): each rank loads its weights after the process group is up (FSDP's RAM-efficient
+    # loading and ZeRO-3 init read it), onto its own device; it used to load before anything distributed existed.
+    for rank in (0, 1):
+        assert f"rank {rank}: loading weights with the process group up, device cpu" in result.stdout, result.stdout
 
     for run, world_size in ((single, 1), (ddp, 2)):
         manifest = json.loads((run / "manifest.json").read_text())

@@ -28,8 +28,12 @@ def test_smoke_runs_every_step_and_writes_the_summary(tmp_path):
     summary = json.loads((tmp_path / "gpu_check_cpu-smoke.json").read_text())
     assert summary["ok"] is True and summary["device"] == "cpu-smoke"
     assert {name: step["exit"] for name, step in summary["steps"].items()} == {
-        "gpu_tests": 0, "throughput": 0, "qlora_train": 0,
+        "gpu_tests": 0, "throughput": 0, "estimate_check": 0, "qlora_train": 0,
     }  # fmt: skip
+    assert "time budget 420s" in result.stdout and summary["budget_s"] == 420 and summary["total_s"] <= 420
+    # lima estimate against the same real step (on CPU: traced real tensors), LoRA and QLoRA
+    checks = summary["estimate_check"]
+    assert sorted(checks) == ["lora", "qlora"] and all(c["within_10pct"] for c in checks.values()), checks
     pytest_log = (tmp_path / "gpu_check_cpu-smoke_pytest.log").read_text()
     assert "needs a CUDA GPU" in pytest_log and "error" not in pytest_log.lower()  # collected, then skipped
     throughput = summary["throughput"]
@@ -40,6 +44,12 @@ def test_smoke_runs_every_step_and_writes_the_summary(tmp_path):
     assert qlora["status"] == "ok" and qlora["steps"] >= 1 and qlora["quantized_base"]["unchanged"] is True
     assert qlora["quantized_base"]["before"]["params4bit"] == 2 * 7  # the bench's 2-layer Llama, in 4-bit
     assert all(0 < loss < 100 for loss in qlora["losses"])
+
+
+def test_gpu_budget_fits_a_lent_device():
+    """The GPU run's step limits fit its 6-minute budget (a lent device has ~15 minutes in all)."""
+    text = SCRIPT.read_text()
+    assert "BUDGET_S=360" in text and "LIMITS=(35 150 100 60)" in text and 35 + 150 + 100 + 60 <= 360
 
 
 def test_bad_argument_and_no_gpu_are_one_line_errors(tmp_path):

@@ -32,6 +32,7 @@ def test_lora_run_writes_the_checkpoint_contract(lora_run, tiny_model_dir):
         assert info == {
             "base_model": str(tiny_model_dir), "method": "lora", "eot_token": "<|eot|>", "chat_template": "lima",
             "epoch": k, "global_step": 4 * k, "dev_loss": pytest.approx(epochs[k - 1]["dev_loss"]),
+            "dtype": "float32",
         }  # fmt: skip
         assert (ckpt / "adapter_model.safetensors").is_file() and (ckpt / "tokenizer.json").is_file()
         assert not list(ckpt.parent.glob(".*tmp"))
