@@ -114,7 +114,7 @@ EVAL_LAYERS = {
     "engines": ("reask", "judging", "calibration", "backends", "generation", "grading"),
     "adapters": ("formats", "inputs", "agreement"),
     "protocols": ("protocols",),
-    "runners": ("judge", "grade", "calibrate", "generate", "report"),
+    "runners": ("judge", "grade", "calibrate", "generate", "report", "resume_guard"),
     "commands": ("commands",),
 }
 

@@ -132,8 +132,25 @@ BEFORE_TRAINING = "dev_loss_before_training.json"
 
 
 def _dev_loss_before_training(trainer, out_dir: Path) -> float | None:
-    """The dev loss of the untouched model ("epoch 0"), so a report can show what training changed."""
-    loss = trainer.evaluate().get("eval_loss")
+    """The dev loss of the untouched model ("epoch 0"), so a report can show what training changed.
+
+    Measuring must not change the run: every random generator is put back as it was, so the training that
+    follows draws exactly what it would have drawn without this evaluation."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)  # fmt: skip
+    try:
+        loss = trainer.evaluate().get("eval_loss")
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
     loss = loss if loss is not None and math.isfinite(loss) else None
     if trainer.args.process_index == 0:
         write_json(out_dir / BEFORE_TRAINING, {"epoch": 0, "global_step": 0, "dev_loss": loss})

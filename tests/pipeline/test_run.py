@@ -87,7 +87,7 @@ def test_run_end_to_end_then_rerun_skips(tmp_path, tiny_model_dir, cli):
     md = (out / "report.md").read_text()
     for text in (html, md):
         assert text.index("What fine-tuning changed") < text.index("Pairwise judgments")
-        assert "epoch 0 (before training)" in text and "identical to base" in text
+        assert "0 (before training)" in text and "identical to base" in text
     before = json.loads((out / "train" / "dev_loss_before_training.json").read_text())["dev_loss"]
     assert f"dev loss: {before:.3f} (before training)" in result.stdout
     assert "model: 3 answers" in result.stdout and "base: 3 answers" in result.stdout
