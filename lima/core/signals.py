@@ -64,7 +64,7 @@ def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if env is None else env), PARENT_PID_ENV: str(os.getpid())}
 
 
-def watch_parent(interval_s: float = 0.5, on_orphaned: Callable[[], None] | None = None) -> bool:
+def watch_parent(interval_s: float = 0.5) -> bool:
     """In a child started with :func:`child_env`: exit as soon as the parent that started it is gone.
 
     The variable is removed from this process's environment, so grandchildren do not watch the wrong pid.
@@ -75,20 +75,18 @@ def watch_parent(interval_s: float = 0.5, on_orphaned: Callable[[], None] | None
         return False
     parent = int(value)
     if os.getppid() != parent:  # the parent died before we got here
-        _leave(on_orphaned)
+        _leave()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval_s)
-        _leave(on_orphaned)
+        _leave()
 
     threading.Thread(target=watch, name="lima-parent-watch", daemon=True).start()
     return True
 
 
-def _leave(on_orphaned: Callable[[], None] | None) -> None:
-    if on_orphaned is not None:
-        on_orphaned()
+def _leave() -> None:
     os._exit(143)  # no cleanup of ours is left to run; a server thread may be blocked in C code
 
 
