@@ -66,6 +66,12 @@ class GamedBaseline:
     difficulty: dict[int, float]
 
 
+class Difficulty(dict[int, float]):
+    """``{instruction index: difficulty}``, remembering the file it came from (for the messages)."""
+
+    path: Path | None = None
+
+
 def _read_csv(path: str | os.PathLike, what: str, **kwargs: Any) -> Any:
     import pandas as pd
 
@@ -78,7 +84,7 @@ def _read_csv(path: str | os.PathLike, what: str, **kwargs: Any) -> Any:
         raise LimaError(f"{path}: not a CSV {what} file ({exc}); {HUB_HINT}") from exc
 
 
-def read_difficulty(path: str | os.PathLike) -> dict[int, float]:
+def read_difficulty(path: str | os.PathLike) -> Difficulty:
     """``instruction_difficulty.csv``: ``{index: difficulty}`` (AlpacaEval: ``read_csv(index_col=0).squeeze()``)."""
     df = _read_csv(path, "instruction difficulty", index_col=0)
     if "instruction_difficulty" in df.columns:
@@ -90,7 +96,9 @@ def read_difficulty(path: str | os.PathLike) -> dict[int, float]:
             f"{path}: expected the columns index,instruction_difficulty (AlpacaEval's instruction_difficulty.csv), "
             f"found {[df.index.name, *df.columns]}; {HUB_HINT}"
         )
-    return _numeric_map(path, column)
+    table = Difficulty(_numeric_map(path, column))
+    table.path = Path(path)
+    return table
 
 
 def _numeric_map(path: str | os.PathLike, column: Any) -> dict[int, float]:
@@ -220,7 +228,7 @@ def alpaca_eval_lc_win_rate(
     index = [int(instruction_index[i]) for i in order]
     lookup = gamed.difficulty if gamed is not None else difficulty
     assert lookup is not None
-    source = gamed.path if gamed is not None else "the difficulty file"
+    source = gamed.path if gamed is not None else getattr(difficulty, "path", None) or "the difficulty"
     missing = sorted({i for i in index if i not in lookup})
     if missing:
         raise LimaError(
@@ -232,7 +240,7 @@ def alpaca_eval_lc_win_rate(
         differ = [i for i in index if i not in difficulty or difficulty[i] != gamed.difficulty[i]]
         if differ:
             raise LimaError(
-                f"{gamed.path} and the difficulty file disagree on the difficulty of instruction(s) "
+                f"{gamed.path} and {getattr(difficulty, 'path', None) or 'the difficulty'} disagree on the difficulty of instruction(s) "
                 f"{_shown(differ)}; AlpacaEval's GLM reads it from df_gamed.csv: give matching files"
             )
     prefs = np.array([np.nan if preferences[i] is None else float(preferences[i]) for i in order])

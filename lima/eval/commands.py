@@ -16,7 +16,9 @@ from lima.core.signals import on_interrupt
 
 OVERRIDES = typer.Argument(None, help="key=value overrides, dotted for nested keys (endpoint.model=...).")
 OVERWRITE = typer.Option(
-    False, "--overwrite", help="Start --out again with these settings instead of resuming it (refused if they differ)."
+    False,
+    "--overwrite",
+    help="Start --out again with these settings instead of resuming it (refused if they differ).",
 )
 
 
@@ -46,7 +48,9 @@ def generate(
     out: Path = typer.Option(None, "--out", help="Output JSONL (default runs/generations/<model>.jsonl)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
     name: str = typer.Option(
-        None, "--name", help="What reports, exports and charts call this model (default: short, from --model)."
+        None,
+        "--name",
+        help="What reports, exports and charts call this model (default: short, from --model).",
     ),
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -242,11 +246,29 @@ def summarize(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ae_difficulty: Path = typer.Option(
+        None,
+        "--alpaca-eval-difficulty",
+        help="AlpacaEval 2's instruction_difficulty.csv (index,instruction_difficulty): adds AlpacaEval's own "
+        "LC win rate, its GLM without the gamed baselines (alpaca_eval_lc_noreg_win_rate) unless "
+        "--alpaca-eval-gamed is given too. Download it from the Hugging Face dataset tatsu-lab/alpaca_eval.",
+    ),
+    ae_gamed: Path = typer.Option(
+        None,
+        "--alpaca-eval-gamed",
+        help="AlpacaEval 2's df_gamed.csv (the same dataset, tatsu-lab/alpaca_eval on the Hugging Face hub): "
+        "adds the leaderboard's length-controlled win rate, alpaca_eval_lc_win_rate (its difficulty is read "
+        "from this file, as AlpacaEval does).",
+    ),
 ) -> None:
-    """Win/tie/loss, win rate with standard error and 95% CI (soft and Arena-Hard scores when present)."""
+    """Win/tie/loss, win rate with standard error and 95% CI (soft and Arena-Hard scores when present), and
+    AlpacaEval 2's length-controlled win rate given its files."""
+    from lima.eval.alpaca_eval_lc import read_difficulty, read_gamed
     from lima.eval.summary import summarize_file
 
-    result = summarize_file(judgments, baseline, bootstrap, seed)
+    difficulty = read_difficulty(ae_difficulty) if ae_difficulty is not None else None
+    gamed = read_gamed(ae_gamed) if ae_gamed is not None else None
+    result = summarize_file(judgments, baseline, bootstrap, seed, difficulty, gamed)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -275,7 +297,9 @@ def calibrate(
     config: Path = typer.Argument(..., help="A judge config."),
     overrides: list[str] = OVERRIDES,
     labels: Path = typer.Option(..., "--labels", help="Human-labelled pairwise set."),
-    fmt: str = typer.Option(..., "--format", help="lima (data/judge_pairs.jsonl), llmbar, pandalm, autoj or mtbench."),
+    fmt: str = typer.Option(
+        ..., "--format", help="lima (data/judge_pairs.jsonl), llmbar, pandalm, autoj or mtbench."
+    ),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N items."),
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/calibrate/<labels>-<config>)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -31,6 +31,7 @@ from typing import Any
 
 from lima.core.errors import LimaError
 from lima.core.io import iter_jsonl_objects
+from lima.eval.alpaca_eval_lc import GamedBaseline, alpaca_eval_lc_win_rate
 from lima.eval.metrics import (
     ARENA_LEVELS,
     SCORE,
@@ -131,11 +132,69 @@ def read_judgments(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def alpaca_eval_lc(
+    judgments: Sequence[dict[str, Any]],
+    where: str,
+    difficulty: dict[int, float] | None = None,
+    gamed: GamedBaseline | None = None,
+) -> dict[str, Any]:
+    """AlpacaEval 2's LC win rate of model A (:mod:`lima.eval.alpaca_eval_lc`) over one pair's judgments.
+
+    Each judgment is matched to its AlpacaEval instruction by ``meta.alpaca_eval_index`` (``lima import`` of an
+    annotations file records the row's position, AlpacaEval's own ``index``), or else, when the judgments are
+    as many as the instructions, by their position in the file (AlpacaEval's rule for its annotations). The
+    soft preference is fitted where there is one, else the verdict as 1 / 0.5 / 0 (a discrete annotator's
+    preference); a judgment without a verdict is a failed annotation (kept for the prediction, not fitted)."""
+    lookup = gamed.difficulty if gamed is not None else difficulty or {}
+    indices = [(j.get("meta") or {}).get("alpaca_eval_index") for j in judgments]
+    if not all(isinstance(i, int) for i in indices):
+        if len(judgments) != len(lookup):
+            raise LimaError(
+                f"{where}: cannot tell which AlpacaEval instruction each judgment is: they carry no "
+                f"meta.alpaca_eval_index and are {len(judgments)}, not the {len(lookup)} instructions of the "
+                "difficulty file in AlpacaEval's order; import AlpacaEval's annotations.json with `lima import`, "
+                "or judge all of AlpacaEval's instructions in its order"
+            )
+        indices = list(range(len(judgments)))
+    seen: dict[int, int] = {}
+    for n, (index, j) in enumerate(zip(indices, judgments, strict=True), start=1):
+        if index in seen:
+            raise LimaError(
+                f"{where}: judgments {seen[index]} and {n} are both AlpacaEval instruction {index}; "
+                "AlpacaEval's LC takes one annotation per instruction"
+            )
+        seen[index] = n
+        if j.get("len_a") is None or j.get("len_b") is None:
+            raise LimaError(f"{where}: judgment {n} ({j.get('prompt_id')}): no answer lengths (len_a, len_b)")
+    prefs = [
+        None
+        if j.get("verdict") is None
+        else j["preference"]
+        if j.get("preference") is not None
+        else SCORE[j["verdict"]]
+        for j in judgments
+    ]
+    return alpaca_eval_lc_win_rate(
+        prefs,
+        [j["len_a"] for j in judgments],
+        [j["len_b"] for j in judgments],
+        indices,  # type: ignore[arg-type]
+        difficulty,
+        gamed,
+    )
+
+
 def summarize_file(
-    path: str | os.PathLike, baseline: str | None = None, resamples: int = 1000, seed: int = 0
+    path: str | os.PathLike,
+    baseline: str | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    alpaca_eval_difficulty: dict[int, float] | None = None,
+    alpaca_eval_gamed: GamedBaseline | None = None,
 ) -> dict[str, Any]:
     """One summary per (model A, model B) pair in the file. With ``baseline``, only judgments involving that
-    model count, oriented so that it is model B (FastChat's ``--mode pairwise-baseline``)."""
+    model count, oriented so that it is model B (FastChat's ``--mode pairwise-baseline``). With AlpacaEval's
+    difficulty and/or gamed-baseline files, each pair also gets AlpacaEval 2's LC win rate (:func:`alpaca_eval_lc`)."""
     judgments = read_judgments(path)
     if baseline is not None:
         judgments = [
@@ -148,8 +207,11 @@ def summarize_file(
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for j in judgments:
         groups.setdefault((str(j.get("model_a") or "A"), str(j.get("model_b") or "B")), []).append(j)
-    pairs = [
-        {"model_a": a, "model_b": b, **summarize_judgments(rows, resamples, seed)}
-        for (a, b), rows in groups.items()
-    ]
+    pairs = []
+    for (a, b), rows in groups.items():
+        pair = {"model_a": a, "model_b": b, **summarize_judgments(rows, resamples, seed)}
+        if alpaca_eval_difficulty is not None or alpaca_eval_gamed is not None:
+            where = f"{path} ({a} vs {b})" if len(groups) > 1 else str(path)
+            pair.update(alpaca_eval_lc(rows, where, alpaca_eval_difficulty, alpaca_eval_gamed))
+        pairs.append(pair)
     return pairs[0] if len(pairs) == 1 else {"pairs": sorted(pairs, key=lambda p: -(p["win_rate"] or 0))}

@@ -86,7 +86,7 @@ def preference_verdict(preference: float) -> str:
 
 
 def import_judgments(rows: list[Row], result: ImportResult) -> None:
-    for row in rows:
+    for position, row in enumerate(rows):
         instruction = _instruction(row, result)
         if instruction is None:
             continue
@@ -104,6 +104,8 @@ def import_judgments(rows: list[Row], result: ImportResult) -> None:
             continue
         meta = rest(obj, ("instruction", "output_1", "output_2", "generator_1", "generator_2"))
         meta["is_switched_outputs"] = is_switched_outputs(instruction)
+        # AlpacaEval's ``index`` (the row of annotations.json): what its LC win rate matches the difficulty on
+        meta.setdefault("alpaca_eval_index", position)
         result.lines.append(
             judgment(
                 prompt_id(instruction),
@@ -136,7 +138,11 @@ def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``annotations.json`` rows: output_1 the baseline (lima's B), output_2 the evaluated model (A)."""
     out = []
     for j in judgments:
-        meta = {k: v for k, v in (j.get("meta") or {}).items() if k != "is_switched_outputs"}
+        meta = {
+            k: v
+            for k, v in (j.get("meta") or {}).items()
+            if k not in ("is_switched_outputs", "alpaca_eval_index")
+        }
         if "preference" not in meta:
             pref = j.get("preference")
             meta["preference"] = (
