@@ -33,12 +33,15 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0) 
 def length_adjusted_win_rate(
     scores: Sequence[float], len_a: Sequence[float], len_b: Sequence[float], l2: float = 1.0
 ) -> float:
-    """A length-adjusted win rate (in [0, 1]), after AlpacaEval 2's idea but not its GLM (that one, the
-    leaderboard's "length-controlled win rate", also conditions on the instruction and the baseline; see #20).
+    """lima's own length-adjusted win rate (in [0, 1]), after AlpacaEval 2's idea but not its GLM (that one,
+    the leaderboard's "length-controlled win rate", is :mod:`lima.eval.alpaca_eval_lc`).
 
-    Fits ``P(A wins) = sigmoid(theta + beta * tanh(d / std(d)))`` with ``d = len_a - len_b`` to the soft
-    outcomes (ties = 0.5) by Newton's method, with an L2 penalty on beta (and a tiny one on theta so that a
-    clean sweep stays finite), then reports ``sigmoid(theta)``: the win rate were both answers equally long.
+    Fits ``P(A wins) = sigmoid(theta + beta * tanh(d / std(d)))`` with ``d = len_a - len_b`` (population std) to
+    ``scores``: soft preferences P(A better), or verdicts as 1 / 0.5 / 0, by Newton's method, with an L2
+    penalty ``l2`` on beta (and a tiny one on theta so that a clean sweep stays finite), then reports
+    ``sigmoid(theta)``: the win rate were both answers equally long. Unlike AlpacaEval's GLM: an intercept and
+    no instruction-difficulty term, no gamed-baseline rows, a fixed L2 penalty instead of L1 with C chosen by
+    cross-validation, and the population instead of the sample standard deviation.
     """
     y = np.asarray(scores, dtype=float)
     if len(y) == 0:

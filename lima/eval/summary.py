@@ -16,8 +16,10 @@ counted ``weight`` = 3 times, the mean over battles in %, with a percentile 90% 
 interval moves by a few tenths from run to run; the score itself does not).
 
 Also: ``prompts``, ``errors``, ``error_orders``, ``position_consistency``, ``first_position_pick_pct``,
-``mean_len_a`` / ``mean_len_b`` and ``length_adjusted_win_rate`` (:func:`lima.eval.metrics.length_adjusted_win_rate`;
-None where the file carries no answer texts).
+``mean_len_a`` / ``mean_len_b`` and ``length_adjusted_win_rate`` (:func:`lima.eval.metrics.length_adjusted_win_rate`,
+lima's own adjustment, fitted to the soft preferences when ``soft_win_rate`` is reported, to the verdicts
+otherwise; None where the file carries no answer texts). ``lima summarize`` given AlpacaEval's files adds
+AlpacaEval 2's own ``alpaca_eval_lc_win_rate`` (:func:`alpaca_eval_lc`).
 
 Layer: metrics (over judgment records); the statistics themselves live in :mod:`lima.eval.metrics`.
 """
@@ -51,13 +53,14 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
 
-def _length_adjusted(ok: Sequence[dict[str, Any]]) -> float | None:
+def _length_adjusted(ok: Sequence[dict[str, Any]], prefs: Sequence[float] | None) -> float | None:
+    """lima's own length adjustment, fitted to the soft preferences where every judgment has one (a soft judge,
+    AlpacaEval's weighted annotators), to the verdicts (1 / 0.5 / 0) otherwise."""
     lengths = [(j.get("len_a"), j.get("len_b")) for j in ok]
     if not ok or any(a is None or b is None for a, b in lengths) or not any(a or b for a, b in lengths):
         return None  # no answer texts (e.g. imported judgments that carry none): nothing to adjust for
-    rate = length_adjusted_win_rate(
-        [SCORE[j["verdict"]] for j in ok], [a for a, _ in lengths], [b for _, b in lengths]
-    )
+    outcomes = list(prefs) if prefs is not None else [SCORE[j["verdict"]] for j in ok]
+    rate = length_adjusted_win_rate(outcomes, [a for a, _ in lengths], [b for _, b in lengths])
     return round(100 * rate, 2)
 
 
@@ -69,9 +72,8 @@ def summarize_judgments(
     ok = [j for j in judgments if j.get("verdict") is not None]
     prefs = [j["preference"] for j in ok if j.get("preference") is not None]
     complete = bool(prefs) and len(prefs) == len(ok)
-    summary = outcome_keys(
-        [j["verdict"] for j in ok], prefs if complete and soft is not False else None, resamples, seed
-    )
+    soft_prefs = prefs if complete and soft is not False else None
+    summary = outcome_keys([j["verdict"] for j in ok], soft_prefs, resamples, seed)
     summary.update(arena_hard_score(ok, resamples=resamples, seed=seed) or {})
     summary.update(
         prompts=len(judgments),
@@ -81,7 +83,7 @@ def summarize_judgments(
         first_position_pick_pct=first_position_pick_pct(ok),
         mean_len_a=_mean([j["len_a"] for j in judgments if j.get("len_a") is not None]),
         mean_len_b=_mean([j["len_b"] for j in judgments if j.get("len_b") is not None]),
-        length_adjusted_win_rate=_length_adjusted(ok),
+        length_adjusted_win_rate=_length_adjusted(ok, soft_prefs),
     )
     return summary
 
