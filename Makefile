@@ -7,7 +7,8 @@ PIP := $(VENV)/bin/pip
 # A machine that keeps a local CPU torch wheel (this project's build machines) installs that;
 # everyone else gets the normal torch build for their platform (CUDA on a GPU box).
 TORCH_SPEC ?= $(shell ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 && echo torch==2.13.0 || echo torch)
-EXTRAS ?= embedded,scale,dev,qlora
+# anchors: test-only, the benchmarks' own code (alpaca-eval) for the equality tests, so `make test` runs them
+EXTRAS ?= embedded,scale,dev,qlora,anchors
 # pip compiles llama.cpp (the embedded judge server) from source. On x86 with AVX2 we ask for a portable AVX2
 # build: it compiles in about half the time of ggml's native build and leaves out the AMX kernels that fault on
 # some AMX VMs. The server also turns ggml's extra buffer types off at run time (lima/core/judge_server_main.py),
