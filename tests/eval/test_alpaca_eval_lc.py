@@ -155,8 +155,9 @@ def test_noreg_lc_equals_alpaca_evals_noreg_glm(tmp_path, case):
 
 def test_summarize_cli_on_imported_annotations_equals_alpaca_eval(tmp_path, cli):
     """annotations.json -> lima import -> lima summarize --alpaca-eval-*: the leaderboard's LC of the same file,
-    each row matched to its instruction by the alpaca_eval_index the import records; the hub hint is in --help."""
-    annotations, gamed, difficulty = synthetic(n=400, ties=20, seed=3)
+    each row matched to its instruction by the alpaca_eval_index the import records, failed (null) annotations
+    kept as error judgments as AlpacaEval keeps them; the hub hint is in --help."""
+    annotations, gamed, difficulty = synthetic(n=400, ties=20, nulls=5, seed=3)
     gamed_csv, difficulty_csv = write_files(tmp_path, gamed, difficulty)
     theirs = anchor_lc(annotations, gamed_csv, "length_controlled_v1")
     (tmp_path / "annotations.json").write_text(annotations.to_json(orient="records"))

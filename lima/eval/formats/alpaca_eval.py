@@ -93,7 +93,11 @@ def import_judgments(rows: list[Row], result: ImportResult) -> None:
         obj = require(row, "output_1", "output_2", "preference")
         preference = obj["preference"]
         if preference is None:
-            result.skip(row, "null preference (failed annotation)")
+            # a failed annotation: an error judgment (no verdict), as lima's own judge records one. AlpacaEval
+            # leaves it out of the win rate but keeps it in its LC win rate's length scale and mean prediction.
+            failed = _judgment(obj, instruction, position, None, None)
+            failed["error"] = "null preference (failed annotation)"
+            result.lines.append(failed)
             continue
         if isinstance(preference, bool) or not isinstance(preference, int | float):
             result.skip(row, "preference is not a number")
@@ -102,23 +106,29 @@ def import_judgments(rows: list[Row], result: ImportResult) -> None:
         if not 1 <= preference <= 2:
             result.skip(row, "preference outside [1, 2]")
             continue
-        meta = rest(obj, ("instruction", "output_1", "output_2", "generator_1", "generator_2"))
-        meta["is_switched_outputs"] = is_switched_outputs(instruction)
-        # AlpacaEval's ``index`` (the row of annotations.json): what its LC win rate matches the difficulty on
-        meta.setdefault("alpaca_eval_index", position)
         result.lines.append(
-            judgment(
-                prompt_id(instruction),
-                instruction,
-                str(obj.get("generator_2") or "output_2"),
-                str(obj.get("generator_1") or "output_1"),
-                str(obj["output_2"] or ""),
-                str(obj["output_1"] or ""),
-                preference_verdict(preference),
-                preference=preference - 1,
-                meta=meta,
-            )
+            _judgment(obj, instruction, position, preference_verdict(preference), preference - 1)
         )
+
+
+def _judgment(
+    obj: dict[str, Any], instruction: str, position: int, verdict: str | None, preference: float | None
+) -> dict[str, Any]:
+    meta = rest(obj, ("instruction", "output_1", "output_2", "generator_1", "generator_2"))
+    meta["is_switched_outputs"] = is_switched_outputs(instruction)
+    # AlpacaEval's ``index`` (the row of annotations.json): what its LC win rate matches the difficulty on
+    meta.setdefault("alpaca_eval_index", position)
+    return judgment(
+        prompt_id(instruction),
+        instruction,
+        str(obj.get("generator_2") or "output_2"),
+        str(obj.get("generator_1") or "output_1"),
+        str(obj["output_2"] or ""),
+        str(obj["output_1"] or ""),
+        verdict,
+        preference=preference,
+        meta=meta,
+    )
 
 
 def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -146,7 +156,9 @@ def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "preference" not in meta:
             pref = j.get("preference")
             meta["preference"] = (
-                1 + pref if pref is not None else {"A": 2.0, "tie": 1.5, "B": 1.0}[j["verdict"]]
+                1 + pref
+                if pref is not None
+                else {"A": 2.0, "tie": 1.5, "B": 1.0, None: None}[j["verdict"]]  # None: a failed annotation
             )
         out.append(
             {

@@ -17,7 +17,8 @@ ANNOTATIONS = RESULTS / "weighted_alpaca_eval_gpt4_turbo" / "annotations.json"
 
 
 def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
-    """Preferences 1.9, 1.1, 1.5, 2.0, 1.25 (+ a null and a 2.5, skipped): output_2 (tiny-model) is the
+    """Preferences 1.9, 1.1, 1.5, 2.0, 1.25 (+ a null, a failed annotation kept as an error judgment, and a 2.5,
+    skipped): output_2 (tiny-model) is the
     evaluated model. Leaderboard: win_rate = 100·mean(p−1) = 55.0; SE = 100·stdev/√5 with deviations
     .35 −.45 −.05 .45 −.30 -> Σ² = .62, var = .155 -> 100·√(.031); n_wins 2 (p > 1.5), n_draws 1, n_wins_base 2;
     discrete_win_rate (2 + ½)/5 = 50."""
@@ -25,13 +26,15 @@ def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
     result = cli("import", "alpaca_eval", str(ANNOTATIONS), "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
-    assert (counts["kind"], counts["converted"], counts["skipped"]) == ("judgments", 5, 2)
-    assert counts["skipped_by_reason"] == {
-        "null preference (failed annotation)": 1,
-        "preference outside [1, 2]": 1,
-    }
-    assert "annotations.json[5]: null preference" in result.stderr  # never silent: the row is named
+    assert (counts["kind"], counts["converted"], counts["skipped"]) == ("judgments", 6, 1)
+    assert counts["skipped_by_reason"] == {"preference outside [1, 2]": 1}
     lines = [json.loads(line) for line in out.read_text().splitlines()]
+    # the null preference (row 5) is an error judgment: counted in `errors`, out of the win rates, and kept for
+    # AlpacaEval's LC win rate, which scales lengths and averages its predictions over every row
+    failed = [j for j in lines if j["verdict"] is None]
+    assert len(failed) == 1 and failed[0]["error"] == "null preference (failed annotation)"
+    assert failed[0]["meta"]["alpaca_eval_index"] == 5 and "preference" not in failed[0]
+    assert [j["meta"]["alpaca_eval_index"] for j in lines] == [0, 1, 2, 3, 4, 5]
     assert {(j["model_a"], j["model_b"]) for j in lines} == {("tiny-model", "gpt4_1106_preview")}
     assert (
         lines[0]["output_a"] == "Tiny 0."
@@ -40,6 +43,7 @@ def test_annotations_summary_is_the_leaderboard_rule(tmp_path, cli):
 
     summary = json.loads(cli("summarize", str(out), "--json").stdout)
     assert (summary["n"], summary["wins"], summary["ties"], summary["losses"]) == (5, 2, 1, 2)
+    assert (summary["prompts"], summary["errors"]) == (6, 1)
     assert summary["soft_win_rate"] == pytest.approx(55.0, abs=1e-9)
     assert summary["soft_standard_error"] == pytest.approx(100 * math.sqrt(0.031), abs=1e-9)
     assert summary["win_rate"] == 50.0
@@ -120,9 +124,10 @@ def test_annotations_round_trip(tmp_path, cli):
     result = cli("export-generations", "alpaca_eval", str(judgments), "--out", str(back))
     assert result.returncode == 0, result.stderr
     usable = [
-        r for r in json.loads(ANNOTATIONS.read_text()) if r["preference"] is not None and r["preference"] <= 2
+        r for r in json.loads(ANNOTATIONS.read_text()) if r["preference"] is None or r["preference"] <= 2
     ]
-    assert json.loads(back.read_text()) == usable  # the two skipped rows are not judgments
+    # the skipped row (2.5) is not a judgment; the failed annotation comes back with its null preference
+    assert json.loads(back.read_text()) == usable
 
 
 def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
