@@ -7,6 +7,7 @@ rating, generation over an endpoint): a stable hash of the request as sent and o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -119,6 +120,16 @@ class ChatResult:
         return self.error is None
 
 
+def count_cached(path: Path) -> int | None:
+    """Replies stored in the cache file at ``path``, read-only (None: no cache there, or not readable now).
+    For progress lines; it never creates, migrates or locks the file."""
+    if not Path(path).is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+    except sqlite3.Error:
+        return None
 
 
 class ResponseCache:
