@@ -257,3 +257,26 @@ def test_lima_length_adjustment_fits_the_soft_preferences_when_there_are_any():
     # a discrete judge (soft=False): the verdicts
     discrete = summarize_judgments(judgments, resamples=10, soft=False)
     assert discrete["length_adjusted_win_rate"] > 95
+
+
+def test_difficulty_is_read_from_the_gamed_file_as_alpaca_eval_reads_it(tmp_path):
+    """AlpacaEval takes each instruction's difficulty from df_gamed.csv by pandas row label after
+    ``drop_duplicates("index")``: row r's value for instruction r. In the hub's file the first rows are one gamed
+    model in index order, so that is the instruction's own; with those rows shuffled it is not, and lima still
+    gives AlpacaEval's number (and a difficulty file given beside it is then refused as disagreeing)."""
+    annotations, gamed, difficulty = synthetic(n=300, seed=4)
+    n = len(difficulty)
+    order = np.random.default_rng(0).permutation(n)
+    shuffled = pd.concat([gamed.iloc[:n].iloc[order], gamed.iloc[n:]], ignore_index=True)
+    gamed_csv, difficulty_csv = write_files(tmp_path, shuffled, difficulty)
+    theirs = anchor_lc(annotations, gamed_csv, "length_controlled_v1")
+    ours = alpaca_eval_lc_win_rate(
+        [p - 1 for p in annotations["preference"]],
+        annotations["output_2"].str.len().tolist(),
+        annotations["output_1"].str.len().tolist(),
+        list(range(n)),
+        gamed=read_gamed(gamed_csv),
+    )
+    assert ours["alpaca_eval_lc_win_rate"] == pytest.approx(theirs["length_controlled_winrate"], rel=1e-12)
+    with pytest.raises(LimaError, match="disagree"):
+        lima_lc(annotations, gamed_csv, difficulty_csv)
