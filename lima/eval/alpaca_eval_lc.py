@@ -87,6 +87,10 @@ def _read_csv(path: str | os.PathLike, what: str, **kwargs: Any) -> Any:
 def read_difficulty(path: str | os.PathLike) -> Difficulty:
     """``instruction_difficulty.csv``: ``{index: difficulty}`` (AlpacaEval: ``read_csv(index_col=0).squeeze()``)."""
     df = _read_csv(path, "instruction difficulty", index_col=0)
+    if {"preference", "std_delta_len"} <= set(df.columns):
+        raise LimaError(
+            f"{path}: this is AlpacaEval's df_gamed.csv, not instruction_difficulty.csv: give it as the gamed-baseline file (--alpaca-eval-gamed)"
+        )
     if "instruction_difficulty" in df.columns:
         column = df["instruction_difficulty"]
     elif len(df.columns) == 1:
@@ -94,7 +98,7 @@ def read_difficulty(path: str | os.PathLike) -> Difficulty:
     else:
         raise LimaError(
             f"{path}: expected the columns index,instruction_difficulty (AlpacaEval's instruction_difficulty.csv), "
-            f"found {[df.index.name, *df.columns]}; {HUB_HINT}"
+            f"found {_columns([df.index.name, *df.columns])}; {HUB_HINT}"
         )
     table = Difficulty(_numeric_map(path, column))
     table.path = Path(path)
@@ -123,7 +127,7 @@ def read_gamed(path: str | os.PathLike) -> GamedBaseline:
     missing = [c for c in GAMED_COLUMNS if c not in df.columns]
     if missing:
         raise LimaError(
-            f"{path}: missing column(s) {missing} (found {list(df.columns)}); expected AlpacaEval's df_gamed.csv "
+            f"{path}: missing column(s) {missing} (found {_columns(list(df.columns))}); expected AlpacaEval's df_gamed.csv "
             f"with {list(GAMED_COLUMNS)}; {HUB_HINT}"
         )
     if df["not_gamed_baseline"].dtype != bool:
@@ -288,6 +292,11 @@ def alpaca_eval_lc_win_rate(
             )
         ),
     }
+
+
+def _columns(names: list[Any]) -> str:
+    shown = [str(n) if len(str(n)) <= 40 else str(n)[:40] + "…" for n in names[:8]]
+    return "[" + ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > 8 else "") + "]"
 
 
 def _shown(values: Sequence[int]) -> str:

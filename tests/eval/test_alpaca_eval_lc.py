@@ -211,6 +211,10 @@ def test_files_and_judgments_that_do_not_fit_are_clear_errors(tmp_path):
         read_gamed(bad)
     with pytest.raises(LimaError, match=r"no such instruction difficulty file.*tatsu-lab/alpaca_eval"):
         read_difficulty(tmp_path / "absent.csv")
+    with pytest.raises(
+        LimaError, match=r"df_gamed.csv: this is AlpacaEval's df_gamed.csv.*--alpaca-eval-gamed"
+    ):
+        read_difficulty(gamed_csv)
     two = tmp_path / "two_columns.csv"
     pd.DataFrame({"index": [0], "a": [1.0], "b": [2.0]}).to_csv(two, index=False)
     with pytest.raises(LimaError, match=r"expected the columns index,instruction_difficulty.*found"):
