@@ -241,11 +241,18 @@ def alpaca_eval_lc_win_rate(
             "judgments of AlpacaEval's 805 instructions?"
         )
     if gamed is not None and difficulty is not None:
-        differ = [i for i in index if i not in difficulty or difficulty[i] != gamed.difficulty[i]]
+        # the two hub files may print the same values to different precision: compare loosely, use df_gamed's
+        differ = [
+            i
+            for i in index
+            if i not in difficulty
+            or not math.isclose(difficulty[i], gamed.difficulty[i], rel_tol=1e-6, abs_tol=1e-9)
+        ]
         if differ:
+            other = getattr(difficulty, "path", None) or "the difficulty"
             raise LimaError(
-                f"{gamed.path} and {getattr(difficulty, 'path', None) or 'the difficulty'} disagree on the difficulty of instruction(s) "
-                f"{_shown(differ)}; AlpacaEval's GLM reads it from df_gamed.csv: give matching files"
+                f"{gamed.path} and {other} disagree on the difficulty of instruction(s) {_shown(differ)}; "
+                "AlpacaEval's GLM reads it from df_gamed.csv: give matching files"
             )
     prefs = np.array([np.nan if preferences[i] is None else float(preferences[i]) for i in order])
     delta = pd.Series([int(len_baseline[i]) - int(len_model[i]) for i in order])
