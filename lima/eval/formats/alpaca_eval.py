@@ -63,7 +63,7 @@ def import_prompts(rows: list[Row], result: ImportResult) -> None:
 
 
 def import_answers(rows: list[Row], result: ImportResult, model: str) -> None:
-    for row in rows:
+    for position, row in enumerate(rows):
         instruction = _instruction(row, result)
         if instruction is None:
             continue
@@ -72,6 +72,9 @@ def import_answers(rows: list[Row], result: ImportResult, model: str) -> None:
             result.skip(row, "output is missing or not a string")
             continue
         meta = rest(row.obj, ("instruction", "output", "generator"))
+        # AlpacaEval's ``index`` when this is a leaderboard model's file (the evaluation set's order): judged as
+        # the baseline, it becomes the judgment's, for AlpacaEval's LC win rate
+        meta.setdefault("alpaca_eval_index", position)
         result.lines.append(
             generation(
                 prompt_id(instruction), instruction, str(row.obj.get("generator") or model), output, meta
@@ -135,7 +138,7 @@ def export_generations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``model_outputs.json`` rows: instruction, output, generator (and what the import kept, e.g. dataset)."""
     return [
         {
-            **(r.get("meta") or {}),
+            **{k: v for k, v in (r.get("meta") or {}).items() if k != "alpaca_eval_index"},
             "instruction": r["prompt"],
             "output": r["output"],
             "generator": display_name(r) or "lima",

@@ -61,7 +61,10 @@ def test_model_outputs_and_prompts_round_trip(tmp_path, cli):
     source = json.loads((RESULTS / "model_outputs.json").read_text())
     assert [r["prompt"] for r in records] == [s["instruction"] for s in source]
     assert [r["prompt_id"] for r in records] == [prompt_id(s["instruction"]) for s in source]
-    assert records[0]["model"] == "tiny-model" and records[0]["meta"] == {"dataset": "koala"}
+    assert records[0]["model"] == "tiny-model" and records[0]["meta"] == {
+        "dataset": "koala",
+        "alpaca_eval_index": 0,
+    }
     back = tmp_path / "model_outputs.json"
     assert cli("export-generations", "alpaca_eval", str(gen), "--out", str(back)).returncode == 0
     assert json.loads(back.read_text()) == source
@@ -152,3 +155,20 @@ def test_judge_against_a_leaderboard_file_on_the_prompts_answered(tmp_path):
             load_config(path, JudgeConfig), ours, RESULTS / "model_outputs.json", tmp_path / "run"
         )
     assert (summary["n"], summary["model_b"]) == (2, "tiny-model")
+    # each judgment keeps AlpacaEval's index of its instruction (its row in the leaderboard file), for the LC
+    baseline = [r["instruction"] for r in json.loads((RESULTS / "model_outputs.json").read_text())]
+    judged = [json.loads(line) for line in (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()]
+    assert [j["meta"]["alpaca_eval_index"] for j in judged] == [baseline.index(j["prompt"]) for j in judged]
+
+
+def test_lima_generations_of_alpaca_eval_instructions_keep_the_instruction_index():
+    """`lima run`'s copy of a leaderboard baseline is a lima file: the AlpacaEval protocol still claims it (ids
+    alpaca_eval-<sha1>) and its judged pairs keep the baseline's AlpacaEval index."""
+    from lima.eval.protocols import protocol_for_pairs
+
+    a = {"prompt_id": prompt_id("Say hi."), "prompt": "Say hi.", "output": "hi"}
+    b = {**a, "output": "Hello!", "meta": {"dataset": "koala", "alpaca_eval_index": 7}}
+    protocol = protocol_for_pairs([Path("ours.jsonl"), Path("baseline.jsonl")], [[a], [b]])
+    assert protocol is not None and protocol.name == "alpaca_eval"
+    assert protocol.pair_meta(a, b) == {"alpaca_eval_index": 7}
+    assert protocol.pair_meta(a, a) == {}
