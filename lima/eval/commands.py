@@ -146,7 +146,9 @@ def grade(
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
     if dry_run:
-        _echo_dry_run(run_grading(cfg, gen, out, samples=samples, limit=limit, dry_run=True), cfg.parse_retries)
+        _echo_dry_run(
+            run_grading(cfg, gen, out, samples=samples, limit=limit, dry_run=True), cfg.parse_retries
+        )
         return
     on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "grade_cache.sqlite"))
     with guard_grade(cfg, gen, out, samples, overwrite):
