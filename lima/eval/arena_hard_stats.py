@@ -15,7 +15,9 @@ from model A's side (1 win, 0.5 tie, 0 loss), a strong verdict (``>>``) counted 
 
 Judgments without a version (lima's own five-level judges of before #20) keep lima's earlier keys:
 ``arena_hard_score`` (the mean over battles) and ``arena_hard_ci90`` (:func:`lima.eval.metrics.arena_hard_score`).
-These intervals all resample battles as if independent; the interval that resamples questions is lima's own.
+Both anchor intervals resample battles as if independent (a ``>>`` is three battles; the two games of a question
+are drawn apart), so they are too narrow. lima's own interval, ``arena_hard_ci95_questions``, resamples questions
+(every battle of a question together; :func:`lima.eval.metrics.cluster_bootstrap_ci`) around the battle mean.
 
 Layer: metrics. Imports the bottom layer and :mod:`lima.eval.metrics`.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lima.eval.metrics import ARENA_LEVELS, arena_hard_score
+from lima.eval.metrics import ARENA_LEVELS, arena_hard_score, cluster_bootstrap_ci
 
 ROUNDS = 100  # show_result.py's --num-rounds (both versions)
 V01_SEED = 42  # utils_math.py seeds numpy's global generator with it on import
@@ -74,9 +76,11 @@ def _null(game: dict[str, Any]) -> bool:
     return game.get("level") not in ARENA_LEVELS
 
 
-def v01_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], int]:
-    """v0.1's battles in its order (per question: game 1, then game 2) and the number of null games."""
+def v01_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], list[str], int]:
+    """v0.1's battles in its order (per question: game 1, then game 2), each battle's question, and the number
+    of null games."""
     battles: list[float] = []
+    questions: list[str] = []
     nulls = 0
     for judgment in judgments:
         games = _games(judgment)
@@ -84,13 +88,17 @@ def v01_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[l
             continue
         for game in games:
             nulls += _null(game)
-            battles += game_battles(game, weight)  # a null game: weight 0
-    return battles, nulls
+            scores = game_battles(game, weight)  # a null game: weight 0
+            battles += scores
+            questions += [str(judgment.get("prompt_id"))] * len(scores)
+    return battles, questions, nulls
 
 
-def v2_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], int]:
-    """v2's battles in its order (per question: game 2, then game 1); questions with a null game dropped."""
+def v2_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], list[str], int]:
+    """v2's battles in its order (per question: game 2, then game 1), each battle's question, and the number
+    of null games (their questions dropped)."""
     battles: list[float] = []
+    questions: list[str] = []
     nulls = 0
     for judgment in judgments:
         games = _games(judgment)
@@ -99,8 +107,16 @@ def v2_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[li
         if any(_null(g) for g in games):
             nulls += sum(_null(g) for g in games)
             continue
-        battles += game_battles(games[1], weight) + game_battles(games[0], weight)
-    return battles, nulls
+        scores = game_battles(games[1], weight) + game_battles(games[0], weight)
+        battles += scores
+        questions += [str(judgment.get("prompt_id"))] * len(scores)
+    return battles, questions, nulls
+
+
+def _own_ci(battles: list[float], questions: list[str], resamples: int, seed: int) -> list[float]:
+    """lima's own 95% interval of the battle mean: questions resampled whole (in %)."""
+    low, high = cluster_bootstrap_ci(battles, questions, resamples, seed)
+    return [round(100 * low, 2), round(100 * high, 2)]
 
 
 def _rating(p: float) -> float:
@@ -113,9 +129,12 @@ def _win(rating: float) -> float:
     return 1 / (1 + 10 ** (-rating / 400))
 
 
-def arena_hard_v01(judgments: Sequence[dict[str, Any]], weight: int = 3) -> dict[str, Any] | None:
-    """v0.1's score and 95% interval (in %), as its ``show_result.py`` computes them for one model."""
-    battles, nulls = v01_battles(judgments, weight)
+def arena_hard_v01(
+    judgments: Sequence[dict[str, Any]], weight: int = 3, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any] | None:
+    """v0.1's score and 95% interval (in %), as its ``show_result.py`` computes them for one model, and lima's
+    own interval over questions."""
+    battles, questions, nulls = v01_battles(judgments, weight)
     if not battles:
         return None
     data = np.asarray(battles)
@@ -128,16 +147,18 @@ def arena_hard_v01(judgments: Sequence[dict[str, Any]], weight: int = 3) -> dict
         "arena_hard_version": "0.1",
         "arena_hard_score": round(100 * float(data.mean()), 2),
         "arena_hard_v01_ci95": [round(100 * low, 2), round(100 * high, 2)],
+        "arena_hard_ci95_questions": _own_ci(battles, questions, resamples, seed),
         "arena_hard_battles": len(battles),
         "arena_hard_null_games": nulls,
     }
 
 
 def arena_hard_v2(
-    judgments: Sequence[dict[str, Any]], weight: int = 3, seed: int = 0
+    judgments: Sequence[dict[str, Any]], weight: int = 3, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any] | None:
-    """v2.0's score (the mean of the bootstrap means) and 90% interval (in %), for one model in one category."""
-    battles, nulls = v2_battles(judgments, weight)
+    """v2.0's score (the mean of the bootstrap means) and 90% interval (in %), for one model in one category,
+    and lima's own interval over questions."""
+    battles, questions, nulls = v2_battles(judgments, weight)
     if not battles:
         return None
     data = np.asarray(battles)
@@ -150,6 +171,7 @@ def arena_hard_v2(
         "arena_hard_category": categories[0] if len(categories) == 1 else categories or None,
         "arena_hard_score": round(100 * float(means.mean()), 2),
         "arena_hard_v2_ci90": [round(100 * float(low), 2), round(100 * float(high), 2)],
+        "arena_hard_ci95_questions": _own_ci(battles, questions, resamples, seed),
         "arena_hard_battles": len(battles),
         "arena_hard_null_games": nulls,
     }
@@ -162,8 +184,8 @@ def arena_hard_keys(
     earlier score over the judgments whose two orders both carry a five-level verdict ({} when none do)."""
     versions = {version_of(j) for j in judgments}
     if versions == {"0.1"}:
-        return arena_hard_v01(judgments, weight) or {}
+        return arena_hard_v01(judgments, weight, resamples, seed) or {}
     if versions == {"2.0"}:
-        return arena_hard_v2(judgments, weight, seed) or {}
+        return arena_hard_v2(judgments, weight, resamples, seed) or {}
     ok = [j for j in judgments if j.get("verdict") is not None]
     return arena_hard_score(ok, weight, resamples, seed) or {}

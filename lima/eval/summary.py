@@ -18,7 +18,7 @@ the mean of 100 bootstrap means, 90%, a question with a null game dropped, one s
 category has its own baseline), with ``arena_hard_battles`` and ``arena_hard_null_games``. Other five-level
 judgments (both orders with a verdict) keep lima's earlier ``arena_hard_score`` (the mean over battles, a
 strong verdict counted 3 times) with ``arena_hard_ci90`` (lima's percentile 90% bootstrap over battles).
-These anchor intervals resample battles; lima's own question-level interval is a separate key.
+These anchor intervals resample battles; lima's own, ``arena_hard_ci95_questions``, resamples questions.
 
 Also: ``prompts``, ``errors``, ``error_orders``, ``position_consistency``, ``first_position_pick_pct``,
 ``mean_len_a`` / ``mean_len_b`` and ``length_adjusted_win_rate`` (:func:`lima.eval.metrics.length_adjusted_win_rate`;

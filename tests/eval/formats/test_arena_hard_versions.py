@@ -169,6 +169,31 @@ def test_v01_judge_sends_the_stored_user_prompts(tmp_path):
     )
 
 
+def test_v01_dry_run_lists_the_stored_user_prompts(tmp_path, cli):
+    """``lima judge --dry-run`` with the v0.1 config on arena-hard-auto's own answer files: every request line
+    holds v0.1's system prompt and the stored user prompt of that game (order BA is game 1), at max_tokens 4096,
+    and nothing is contacted."""
+    out = tmp_path / "dry"
+    args = ["judge", str(ROOT / "configs/judge/openai_arena_hard_v01.yaml"), "--out", str(out), "--dry-run"]
+    args += ["--a", str(V01 / "model_answer" / "gpt-3.5-turbo-0125.jsonl")]
+    args += ["--b", str(V01 / "model_answer" / "gpt-4-0314.jsonl"), "endpoint.base_url=http://127.0.0.1:9/v1"]
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    listed = _lines(out / "requests.jsonl")
+    system = load_template("arena_hard_system.txt", ())
+    games = {r["uid"]: r["games"] for r in _lines(V01_JUDGMENTS) if "user_prompt" in r["games"][0]}
+    assert sorted((r["prompt_id"], r["order"]) for r in listed) == sorted(
+        (u, o) for u in games for o in ("AB", "BA")
+    )
+    for row in listed:
+        game = games[row["prompt_id"]][0 if row["order"] == "BA" else 1]
+        assert row["messages"] == [
+            {"role": "system", "content": system},
+            {"role": "user", "content": game["user_prompt"]},
+        ]
+        assert (row["model"], row["max_tokens"], row["temperature"]) == ("gpt-4-1106-preview", 4096, 0.0)
+
+
 # --- the verdict rules -----------------------------------------------------------------------------------------
 
 
@@ -306,6 +331,8 @@ def test_v01_summary_equals_show_result(tmp_path, cli, nulls):
     assert summary["arena_hard_score"] == pytest.approx(score, abs=0.01)
     if nulls:
         assert summary["arena_hard_v01_ci95"] == pytest.approx([low, high], abs=0.01)
+    own = summary["arena_hard_ci95_questions"]  # lima's own: questions resampled whole, beside the anchor's
+    assert own[0] <= summary["arena_hard_score"] <= own[1]
     # the two questions with a null game have no pair verdict (errors), but their other game was scored
     assert (summary["prompts"], summary["errors"]) == (9, 2 if nulls else 0)
 
