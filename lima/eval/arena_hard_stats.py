@@ -12,6 +12,7 @@ from model A's side (1 win, 0.5 tie, 0 loss), a strong verdict (``>>``) counted 
   category's baseline (:data:`V2_BASELINES`). The score is the **mean of 100 bootstrap means** (battles
   resampled) and the interval their 5th and 95th percentiles (90%) -> ``arena_hard_v2_ci90``. arena-hard-auto
   does not seed it, so its numbers move by a few tenths from run to run; lima seeds it with ``seed``.
+  Judgments of several categories together (one ``lima judge`` run) give ``arena_hard_by_category``.
 
 Judgments without a version (lima's own five-level judges of before #20) keep lima's earlier keys:
 ``arena_hard_score`` (the mean over battles) and ``arena_hard_ci90`` (:func:`lima.eval.metrics.arena_hard_score`).
@@ -186,6 +187,16 @@ def arena_hard_keys(
     if versions == {"0.1"}:
         return arena_hard_v01(judgments, weight, resamples, seed) or {}
     if versions == {"2.0"}:
+        by_category: dict[str | None, list[dict[str, Any]]] = {}
+        for j in judgments:
+            by_category.setdefault(category_of(j), []).append(j)
+        if len(by_category) > 1:  # each category has its own baseline: never one score over several
+            return {
+                "arena_hard_version": "2.0",
+                "arena_hard_by_category": {
+                    str(c): arena_hard_v2(rows, weight, resamples, seed) for c, rows in by_category.items()
+                },
+            }
         return arena_hard_v2(judgments, weight, resamples, seed) or {}
     ok = [j for j in judgments if j.get("verdict") is not None]
     return arena_hard_score(ok, weight, resamples, seed) or {}

@@ -290,5 +290,8 @@ def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
             or {"score": by_order[order]["level"], "judgment": by_order[order].get("raw")}
             for order in ("BA", "AB")
         ]
-        out.append({**meta, "model": j.get("model_a"), "baseline": j.get("model_b"), "games": games})
+        row = {**meta, "model": j.get("model_a"), "baseline": j.get("model_b"), "games": games}
+        if "question_id" in meta:
+            del row["baseline"]  # v0.1's own rows name none (its show_result.py takes --baseline)
+        out.append(row)
     return out

@@ -337,6 +337,37 @@ def test_v01_summary_equals_show_result(tmp_path, cli, nulls):
     assert (summary["prompts"], summary["errors"]) == (9, 2 if nulls else 0)
 
 
+def test_v01_own_layout_reads_the_same_and_exports_back(tmp_path, cli):
+    """v0.1's own judgment layout (``question_id``, no ``baseline``: show_result.py's default gpt-4-0314) gives
+    the same summary as the re-released one; a row with a null game is exported back as it was."""
+    path, rows = _with_null_games(tmp_path)
+    own = tmp_path / "own" / "gpt-3.5-turbo-0125.jsonl"
+    own.parent.mkdir()
+    keep = ("model", "judge", "games")
+    own.write_text(
+        "".join(json.dumps({"question_id": r["uid"], **{k: r[k] for k in keep}}) + "\n" for r in rows)
+    )
+    summaries = []
+    for source, name in ((path, "a"), (own, "b")):
+        out = tmp_path / f"{name}.jsonl"
+        assert cli("import", "arena_hard", str(source), "--out", str(out)).returncode == 0
+        summaries.append(json.loads(cli("summarize", str(out), "--json").stdout))
+    keys = (
+        "model_b",
+        "arena_hard_score",
+        "arena_hard_v01_ci95",
+        "arena_hard_battles",
+        "arena_hard_null_games",
+    )
+    first, second = ({k: s[k] for k in keys} for s in summaries)
+    assert first == second
+    back = tmp_path / "back.jsonl"
+    assert (
+        cli("export-generations", "arena_hard", str(tmp_path / "b.jsonl"), "--out", str(back)).returncode == 0
+    )
+    assert _lines(back) == _lines(own)
+
+
 def test_v01_judging_keeps_the_other_game_of_a_null_game(tmp_path):
     """lima's own v0.1 judging: a reply with two distinct labels is a null game (no re-ask in this config); the
     question's other game still counts, as in v0.1's show_result.py."""
@@ -442,6 +473,13 @@ def test_v2_summary_is_per_category_and_equals_show_result(tmp_path, cli):
     assert cli("import", "arena_hard", str(path), "--out", str(out)).returncode == 0
     pairs = {p["category"]: p for p in json.loads(cli("summarize", str(out), "--json").stdout)["pairs"]}
     assert set(pairs) == set(baselines)
+    # the same judgments summarized together (as one `lima judge` run): one block per category, never one score
+    from lima.eval.summary import read_judgments, summarize_judgments
+
+    together = summarize_judgments(read_judgments(out))["arena_hard_by_category"]
+    assert {c: together[c]["arena_hard_score"] for c in baselines} == {
+        c: pairs[c]["arena_hard_score"] for c in baselines
+    }
     for category, baseline in baselines.items():
         score, low, high, n = _show_result_v2(rows, category, seed=0)
         pair = pairs[category]
