@@ -100,7 +100,7 @@ _ARENA_LABELS = {
     "A>>B": "A>>B", "A>B": "A>B", "A=B": "A=B", "B=A": "A=B", "B>A": "B>A", "B>>A": "B>>A",
     "A<<B": "B>>A", "A<B": "B>A", "B<A": "A>B", "B<<A": "A>>B",
 }  # fmt: skip
-_ARENA_V01 = re.compile(r"\[\[([AB<>=]+)\]\]")  # its judge_config.yaml regex_pattern
+ARENA_V01_LABELS = re.compile(r"\[\[([AB<>=]+)\]\]")  # its judge_config.yaml regex_pattern
 _ARENA_V2 = (re.compile(r"\[\[([AB<>=]+)\]\]"), re.compile(r"\[([AB<>=]+)\]"))  # arena-hard-v2.0.yaml
 
 
@@ -114,7 +114,7 @@ def _arena_label(label: str) -> Parsed | None:
 def parse_arena_hard_v01(text: str) -> Parsed | None:
     """arena-hard-auto v0.1's rule (gen_judgment.py ``get_score``): every ``[[...]]`` label in the reply; none,
     or two **distinct** ones (the judge changed its mind) -> no verdict (a null game)."""
-    labels = {m for m in _ARENA_V01.findall(text) if m}
+    labels = {m for m in ARENA_V01_LABELS.findall(text) if m}
     return _arena_label(labels.pop().strip("\n")) if len(labels) == 1 else None
 
 

@@ -4,7 +4,9 @@
 - **0.1** (``gen_judgment.py`` and ``config/judge_config.yaml`` of v0.1): the system prompt
   ``arena_hard_system.txt``, the user prompt ``arena_hard_user.txt`` (``<|User Prompt|>`` …), judge
   gpt-4-1106-preview at temperature 0 with max_tokens 4096, its verdict rule (parser ``arena_hard_v01``: two
-  distinct labels -> no verdict);
+  distinct labels -> no verdict), and its second attempt: a reply without any label is followed, in the same
+  conversation, by "continue your judgment and finish by outputting a final verdict label", and the verdict is
+  read from both replies together (``parse_retries: 1``: its ``number_of_judgment_attempts: 2``);
 - **2.0** (``gen_judgment.py``, ``config/arena-hard-v2.0.yaml``, ``utils/judge_utils.py``): the same user
   prompt; the system prompt by the question's category (``creative_writing``:
   ``arena_hard_v2_creative_writing_system.txt``, the others v0.1's), judge gpt-4.1 at temperature 0 with
@@ -18,6 +20,7 @@ carries ``meta.arena_hard_version`` (and the category), so that its summary scor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 from lima.core.errors import LimaError
 from lima.eval.formats.arena_hard import NAME, read_question_categories
 from lima.eval.judging import PAIR_PLACEHOLDERS
+from lima.eval.parsers import ARENA_V01_LABELS
 from lima.eval.protocols import Protocol
 from lima.eval.records import PairItem
 from lima.eval.templates import load_template
@@ -73,6 +77,32 @@ class ArenaHardPrompt:
         ]
 
 
+CONTINUE = "continue your judgment and finish by outputting a final verdict label"  # v0.1's gen_judgment.py
+
+
+@dataclass(frozen=True)
+class ArenaHardV01Prompt(ArenaHardPrompt):
+    """v0.1, with its second attempt in the same conversation (the engine's ``follow_up`` hooks)."""
+
+    def follow_up(self, messages: list[dict[str, str]], replies: Sequence[str]) -> list[dict[str, str]]:
+        for reply in replies:
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": CONTINUE},
+            ]
+        return messages
+
+    def reply_text(self, replies: Sequence[str]) -> str:
+        return "".join(
+            "\n" + reply for reply in replies
+        )  # its stored judgment: every reply, each after a newline
+
+    def ask_again(self, text: str) -> bool:
+        """Only a reply without any label is asked to go on; two distinct labels stay a null game."""
+        return not [m for m in ARENA_V01_LABELS.findall(text) if m]
+
+
 def _categories(config: Any) -> dict[str, str]:
     questions = getattr(config, "questions", None)
     return read_question_categories(Path(questions)) if questions else {}
@@ -83,7 +113,8 @@ def pair_prompt(config: Any) -> ArenaHardPrompt | None:
     version = getattr(config, "arena_hard_version", None)
     if version is None:
         return None
-    return ArenaHardPrompt(
+    strategy = ArenaHardV01Prompt if version == "0.1" else ArenaHardPrompt
+    return strategy(
         version,
         load_template(config.template, PAIR_PLACEHOLDERS),
         config.system_prompt or load_template(SYSTEM, ()),

@@ -390,11 +390,52 @@ def test_v01_judging_keeps_the_other_game_of_a_null_game(tmp_path):
             V01 / "model_answer" / "gpt-4-0314.jsonl",
             tmp_path,
         )
-    assert len(fake.requests) == 6  # parse_retries 0: a null game is not re-asked
+    assert len(fake.requests) == 6  # two distinct labels: a null game, not asked again
     # questions 1 and 3: game 1 baseline >> (0 ×3), game 2 model >> (1 ×3); question 2: game 1 (0 ×3), game 2 null
     assert (summary["arena_hard_battles"], summary["arena_hard_null_games"]) == (15, 1)
     assert summary["arena_hard_score"] == round(100 * 6 / 15, 2)
     assert summary["errors"] == 1
+
+
+def test_v01_asks_a_reply_without_label_to_go_on_in_the_same_conversation(tmp_path):
+    """v0.1's second attempt: a reply without any label gets "continue your judgment …" after it, in the same
+    conversation at temperature 0, and the verdict is read from both replies (as its stored judgment holds them);
+    a reply with two distinct labels is not asked again."""
+    from lima.eval.judge import run_judging
+    from lima.eval.protocols.arena_hard import CONTINUE
+    from tests.eval.fake_openai import FakeOpenAI
+
+    def reply(body: dict) -> str:
+        if body["messages"][-1]["content"] == CONTINUE:
+            return "Then: [[B>A]]"
+        if "Make a one line python" in body["messages"][-1]["content"]:
+            return "I cannot decide yet."  # both games of the primes question: no label
+        return "My final verdict is: [[A=B]]"
+
+    with FakeOpenAI(reply=reply) as fake:
+        endpoint = {"base_url": fake.base_url, "model": "gpt-4-1106-preview", "api_key_env": None}
+        summary = run_judging(
+            _config("openai_arena_hard_v01.yaml", endpoint=JudgeConfig(endpoint=endpoint).endpoint),
+            V01 / "model_answer" / "gpt-3.5-turbo-0125.jsonl",
+            V01 / "model_answer" / "gpt-4-0314.jsonl",
+            tmp_path,
+        )
+    again = [b for b in fake.requests if b["messages"][-1]["content"] == CONTINUE]
+    assert len(fake.requests) == 8 and len(again) == 2
+    for body in again:
+        system, user, assistant, go_on = body["messages"]
+        assert (system["role"], user["role"], assistant, go_on["role"]) == (
+            "system",
+            "user",
+            {"role": "assistant", "content": "I cannot decide yet."},
+            "user",
+        )
+        assert body["temperature"] == 0.0
+    judgments = _lines(tmp_path / "judgments.jsonl")
+    primes = next(j for j in judgments if j["prompt_id"] == "38506f6f76c34b8ab8aec6223eee2548")
+    assert [o["replies"] for o in primes["orders"]] == [["I cannot decide yet.", "Then: [[B>A]]"]] * 2
+    assert [o["level"] for o in primes["orders"]] == ["B>A", "B>A"]
+    assert summary["arena_hard_null_games"] == 0
 
 
 # --- v2.0: system prompt by category, per-category baselines, mean of bootstrap means --------------------------------
