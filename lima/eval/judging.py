@@ -108,6 +108,9 @@ def judge_hash(config: JudgeConfig, template: str | None = None) -> str:
         )
     if template is None:
         template = load_template(config.template, PAIR_PLACEHOLDERS)
+    if config.arena_hard_version is not None:  # its own system prompts, verdict rule and re-ask
+        version = {"arena_hard_version": config.arena_hard_version, "parser": config.parser}
+        return stable_hash([annotator_hash(config, template, "retry_temperature", "parse_retries"), version])
     if config.verdict == "text":
         return annotator_hash(config, template, "retry_temperature")
     fields = {name: getattr(config, name) for name in _VERDICT_FIELDS}

@@ -55,6 +55,8 @@ class ArenaHardPrompt:
     system: str
     system_by_category: dict[str, str] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)  # prompt id -> category (the judge's questions)
+    # v2.0 for pairs that are no Arena-Hard question (calibration on human labels): the hard-prompt system prompt
+    any_category: bool = False
 
     def system_prompt(self, item: PairItem) -> str:
         if self.version == "0.1":
@@ -62,7 +64,7 @@ class ArenaHardPrompt:
         category = item.meta.get("category") or self.categories.get(item.id)
         if category in self.system_by_category:
             return self.system_by_category[category]
-        if category in V2_OG_CATEGORIES:
+        if category in V2_OG_CATEGORIES or self.any_category:
             return self.system
         raise LimaError(
             f"prompt {item.id!r}: Arena-Hard v2.0 picks the judge's system prompt by the question's category, and "

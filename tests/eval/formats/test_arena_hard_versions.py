@@ -531,3 +531,25 @@ def test_v2_summary_is_per_category_and_equals_show_result(tmp_path, cli):
         )
         assert pair["arena_hard_score"] == pytest.approx(score, abs=0.01)
         assert pair["arena_hard_v2_ci90"] == pytest.approx([low, high], abs=0.01)
+
+
+def test_arena_hard_judges_are_calibrated_with_their_own_messages(shared_data, tmp_path):
+    """``lima calibrate`` sends an Arena-Hard judge's own messages (v2.0: labelled pairs have no Arena-Hard
+    category, so its hard-prompt system prompt), and its calibrations are filed apart from a plain judge's."""
+    from lima.eval.calibrate import run_calibration
+    from lima.eval.judging import judge_hash
+    from tests.eval.fake_openai import FakeOpenAI
+
+    with FakeOpenAI(reply=lambda body: "[[A>B]]") as fake:
+        endpoint = JudgeConfig(
+            endpoint={"base_url": fake.base_url, "model": "gpt-4.1", "api_key_env": None}
+        ).endpoint
+        config = _config("openai_arena_hard_v2.yaml", endpoint=endpoint, cache=str(tmp_path / "c.sqlite"))
+        labels = shared_data / "preferences" / "llmbar_natural.json"
+        run_calibration(config, labels, "llmbar", tmp_path / "cal", limit=2, store=False)
+    system = load_template("arena_hard_system.txt", ())
+    assert len(fake.requests) == 4
+    assert {b["messages"][0]["content"] for b in fake.requests} == {system}
+    assert all(b["messages"][1]["content"].startswith("<|User Prompt|>\n") for b in fake.requests)
+    plain = config.model_copy(update={"arena_hard_version": None})
+    assert judge_hash(config) != judge_hash(plain)
