@@ -96,9 +96,8 @@ class ArenaHardV01Prompt(ArenaHardPrompt):
         return messages
 
     def reply_text(self, replies: Sequence[str]) -> str:
-        return "".join(
-            "\n" + reply for reply in replies
-        )  # its stored judgment: every reply, each after a newline
+        """What its verdict is read from (its stored ``judgment``): every reply, each after a newline."""
+        return "".join("\n" + reply for reply in replies)
 
     def ask_again(self, text: str) -> bool:
         """Only a reply without any label is asked to go on; two distinct labels stay a null game."""
