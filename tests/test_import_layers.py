@@ -110,7 +110,7 @@ def test_no_import_circle_in_lima():
 # lima/eval's layers (lima/eval/README.md), bottom first: a module imports its own layer or those below.
 EVAL_LAYERS = {
     "bottom": ("config", "decoding", "parsers", "records", "templates"),
-    "metrics": ("metrics", "alpaca_eval_lc", "summary"),
+    "metrics": ("metrics", "alpaca_eval_lc", "arena_hard_stats", "summary"),
     "engines": ("reask", "judging", "calibration", "backends", "generation", "grading"),
     "adapters": ("formats", "inputs", "agreement"),
     "protocols": ("protocols",),

@@ -32,6 +32,18 @@ from lima.eval.parsers import VERDICTS
 FORMATS = LABEL_FORMATS  # the old name, kept importable
 
 
+def _arena_hard_prompt(config: Any) -> Any:
+    """An Arena-Hard judge is calibrated with the messages it judges with (v2.0: labelled pairs have no Arena-Hard
+    category, so they get its hard-prompt system prompt)."""
+    if config.arena_hard_version is None:
+        return None
+    import dataclasses
+
+    from lima.eval.protocols.arena_hard import pair_prompt
+
+    return dataclasses.replace(pair_prompt(config), any_category=True)
+
+
 def run_calibration(
     config: Any,
     labels: Path,
@@ -56,7 +68,8 @@ def run_calibration(
     cache = Path(config.cache) if config.cache else out_dir / "judge_cache.sqlite"
     with RunManifest(out_dir, "calibrate", config, inputs=[labels], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:
-            judgments = PairwiseJudge(config, client).judge(items, desc=f"calibrating on {labels.name}")
+            judge = PairwiseJudge(config, client, _arena_hard_prompt(config))
+            judgments = judge.judge(items, desc=f"calibrating on {labels.name}")
             stats = client.stats.as_dict()
         ok = [(item, j) for item, j in zip(items, judgments, strict=True) if j["verdict"] is not None]
         pred = {item.id: {"verdict": j["verdict"], "category": item.meta.get("category")} for item, j in ok}

@@ -21,6 +21,10 @@ def warn_once(key: str, message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+PairParser = Literal["lima_3way", "last_tag", "arena_hard", "arena_hard_v01", "arena_hard_v2", "fastchat"]
+# each Arena-Hard version's verdict rule (lima.eval.parsers)
+ARENA_HARD_PARSERS = {"0.1": "arena_hard_v01", "2.0": "arena_hard_v2"}
+
 # Old config values that still work, mapped to their new names (with a warning).
 PARSER_ALIASES = {"mtbench": "last_tag"}
 
@@ -82,10 +86,21 @@ class JudgeConfig(Config):
 
     endpoint: EndpointConfig = EndpointConfig()
     template: str = Field("lima_3way.txt", description="a file in lima/eval/prompts/ or a path")
-    parser: Literal["lima_3way", "last_tag", "arena_hard", "fastchat"] = Field(
+    parser: PairParser = Field(
         "lima_3way",
         description="lima_3way; last_tag: the last [[A]]/[[B]]/[[C]] tag (was `mtbench`, still accepted); "
-        "fastchat: FastChat's tag precedence (MT-Bench's own rule); arena_hard: five-level [[A>>B]] …",
+        "fastchat: FastChat's tag precedence (MT-Bench's own rule); arena_hard: the last five-level [[A>>B]] …; "
+        "arena_hard_v01 / arena_hard_v2: arena-hard-auto's own rule of that version",
+    )
+    arena_hard_version: Literal["0.1", "2.0"] | None = Field(
+        None,
+        description="Arena-Hard run as arena-hard-auto runs that version: its system prompt(s), verdict rule, "
+        "null-game rule, score and interval (None: not an Arena-Hard judge)",
+    )
+    questions: str | None = Field(
+        None,
+        description="a benchmark's question.jsonl, for each question's category (Arena-Hard v2 picks the "
+        "system prompt by category)",
     )
     system_prompt: str | None = None
     temperature: float = Field(0.0, ge=0)
@@ -155,6 +170,14 @@ class JudgeConfig(Config):
             return new
         return value
 
+    @field_validator("arena_hard_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 0.1 / 2.0 / 2 as a number
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {0.1: "0.1", 2.0: "2.0"}.get(float(value), str(value))
+        return {"2": "2.0", "v2": "2.0", "v0.1": "0.1"}.get(value, value) if isinstance(value, str) else value
+
     @property
     def flavour(self) -> str | None:
         """The server flavour requests are shaped for (None: plain text requests)."""
@@ -162,6 +185,13 @@ class JudgeConfig(Config):
 
     @model_validator(mode="after")
     def _check_verdict_mode(self) -> JudgeConfig:
+        if self.arena_hard_version is not None:
+            parser = ARENA_HARD_PARSERS[self.arena_hard_version]
+            if self.parser != parser or self.panel is not None or self.verdict != "text":
+                raise ValueError(
+                    f"arena_hard_version: {self.arena_hard_version} reads verdicts as arena-hard-auto "
+                    f"{self.arena_hard_version} does: set parser: {parser} and verdict: text, without a panel"
+                )
         if self.panel is not None:
             return self
         if self.endpoint.is_embedded and self.server not in (None, "llamacpp"):

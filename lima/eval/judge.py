@@ -86,7 +86,7 @@ def run_judging(
     name_a, name_b = model_name(records_a, gen_a), model_name(records_b, gen_b)
     if name_a == name_b:
         name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
-    protocol = protocol_for_pairs([gen_a, gen_b], [records_a, records_b])
+    protocol = protocol_for_pairs([gen_a, gen_b], [records_a, records_b], config)
     pair_meta = protocol.pair_meta if protocol is not None and protocol.pair_meta else None
     items = [
         PairItem(

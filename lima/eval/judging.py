@@ -48,7 +48,11 @@ PAIR_PLACEHOLDERS = ("prompt", "answer_a", "answer_b")
 
 
 class PairPrompt(Protocol):
-    """What a judge is shown for one pair in one order (``first`` / ``second``: the answers as shown)."""
+    """What a judge is shown for one pair in one order (``first`` / ``second``: the answers as shown).
+
+    A strategy may also re-ask **in the same conversation** (arena-hard-auto v0.1): ``follow_up(messages,
+    replies)`` gives the messages of the next attempt (sent at the judge's own temperature), ``reply_text(replies)``
+    the text its verdict is read from, and ``ask_again(text)`` whether an unparseable text is asked again."""
 
     def messages(self, item: PairItem, order: str, first: str, second: str) -> list[dict[str, str]]: ...
 
@@ -104,6 +108,9 @@ def judge_hash(config: JudgeConfig, template: str | None = None) -> str:
         )
     if template is None:
         template = load_template(config.template, PAIR_PLACEHOLDERS)
+    if config.arena_hard_version is not None:  # its own system prompts, verdict rule and re-ask
+        version = {"arena_hard_version": config.arena_hard_version, "parser": config.parser}
+        return stable_hash([annotator_hash(config, template, "retry_temperature", "parse_retries"), version])
     if config.verdict == "text":
         return annotator_hash(config, template, "retry_temperature")
     fields = {name: getattr(config, name) for name in _VERDICT_FIELDS}
@@ -222,12 +229,16 @@ class PairwiseJudge:
             return fields
         return {}
 
-    def _request(self, item: PairItem, order: str, attempt: int) -> ChatRequest:
+    def _request(self, item: PairItem, order: str, attempt: int, replies: Sequence[str] = ()) -> ChatRequest:
         a = clip(item.answer_a, self.config.max_answer_chars)
         b = clip(item.answer_b, self.config.max_answer_chars)
         first, second = (a, b) if order == "AB" else (b, a)
         messages = self.prompts.messages(item, order, first, second)
         temperature = self.config.temperature if attempt == 0 else self.config.retry_temperature
+        follow_up = getattr(self.prompts, "follow_up", None)
+        if attempt and follow_up is not None:
+            # the same conversation goes on, at the judge's own temperature
+            messages, temperature = follow_up(messages, replies), self.config.temperature
         fields = {"max_tokens": self.config.max_tokens, **self._mode}
         # The cache key is the request itself (request_key); the caller's key adds only the draw: a re-ask of
         # the same messages at the same temperature must not be answered with the reply it re-asks.
@@ -263,10 +274,13 @@ class PairwiseJudge:
                 return True
             entry["raw"] = result.text
             entry["replies"].append(result.text)
-            parsed = self._parse(result)
+            reply_text = getattr(self.prompts, "reply_text", None)
+            text = reply_text(entry["replies"]) if reply_text and self.config.verdict == "text" else None
+            parsed = self._parse(result) if text is None else self.parse(text)
             if parsed is None:
                 entry["error"] = self._unparsed()
-                return False
+                ask_again = getattr(self.prompts, "ask_again", None)
+                return text is not None and ask_again is not None and not ask_again(text)
             entry.update(
                 positional=parsed.verdict,
                 level=parsed.level,
@@ -279,7 +293,12 @@ class PairwiseJudge:
         # Logprobs are read before sampling: a re-ask at another temperature would see the same numbers.
         retries = 0 if self.config.verdict == "logprobs" else self.config.parse_retries
         ask_until_parsed(
-            self.client, list(state), lambda s, k: self._request(items[s[0]], s[1], k), handle, retries, desc
+            self.client,
+            list(state),
+            lambda s, k: self._request(items[s[0]], s[1], k, state[s]["replies"]),
+            handle,
+            retries,
+            desc,
         )
         return state
 

@@ -95,6 +95,39 @@ def parse_arena_hard(text: str) -> Parsed | None:
     return Parsed(verdict, "A=B" if op == "=" else level)
 
 
+# arena-hard-auto's verdict labels (what its show_result.py scores) -> lima's five levels
+_ARENA_LABELS = {
+    "A>>B": "A>>B", "A>B": "A>B", "A=B": "A=B", "B=A": "A=B", "B>A": "B>A", "B>>A": "B>>A",
+    "A<<B": "B>>A", "A<B": "B>A", "B<A": "A>B", "B<<A": "A>>B",
+}  # fmt: skip
+ARENA_V01_LABELS = re.compile(r"\[\[([AB<>=]+)\]\]")  # its judge_config.yaml regex_pattern
+_ARENA_V2 = (re.compile(r"\[\[([AB<>=]+)\]\]"), re.compile(r"\[([AB<>=]+)\]"))  # arena-hard-v2.0.yaml
+
+
+def _arena_label(label: str) -> Parsed | None:
+    level = _ARENA_LABELS.get(label)
+    if level is None:
+        return None  # e.g. [[A]]: arena-hard-auto gives it no score either
+    return Parsed("tie" if "=" in level else level[0], level)  # type: ignore[arg-type]
+
+
+def parse_arena_hard_v01(text: str) -> Parsed | None:
+    """arena-hard-auto v0.1's rule (gen_judgment.py ``get_score``): every ``[[...]]`` label in the reply; none,
+    or two **distinct** ones (the judge changed its mind) -> no verdict (a null game)."""
+    labels = {m for m in ARENA_V01_LABELS.findall(text) if m}
+    return _arena_label(labels.pop().strip("\n")) if len(labels) == 1 else None
+
+
+def parse_arena_hard_v2(text: str) -> Parsed | None:
+    """arena-hard-auto v2.0's rule (gen_judgment.py ``get_score``): on the upper-cased reply, the **last**
+    ``[[...]]`` label, else the last ``[...]`` one."""
+    for pattern in _ARENA_V2:
+        labels = [m for m in pattern.findall(text.upper()) if m]
+        if labels:
+            return _arena_label(labels[-1].strip("\n"))
+    return None
+
+
 def parse_likert(text: str) -> int | None:
     """A 1–6 helpfulness score: the last ``Score: N`` (or ``[[N]]``, ``Rating: N``) in the reply."""
     best: re.Match[str] | None = None
@@ -110,6 +143,8 @@ PAIRWISE_PARSERS: dict[str, Callable[[str], Parsed | None]] = {
     "last_tag": parse_last_tag,
     "mtbench": parse_last_tag,  # the old name of last_tag (configs using it are mapped, with a warning)
     "arena_hard": parse_arena_hard,
+    "arena_hard_v01": parse_arena_hard_v01,
+    "arena_hard_v2": parse_arena_hard_v2,
     "fastchat": parse_fastchat_pair,
 }
 
@@ -122,6 +157,7 @@ VERDICT_ENUMS: dict[str, dict[str, Verdict]] = {
     "fastchat": {"A": "A", "B": "B", "C": "tie"},
     "arena_hard": {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"},
 }
+VERDICT_ENUMS["arena_hard_v01"] = VERDICT_ENUMS["arena_hard_v2"] = VERDICT_ENUMS["arena_hard"]
 _JSON_VERDICT = re.compile(r'"verdict"\s*:\s*"([^"]*)"')
 
 

@@ -10,11 +10,15 @@ mean preference with ``soft_standard_error`` and ``soft_ci95``. An AlpacaEval le
 ``standard_error`` are ``soft_win_rate`` / ``soft_standard_error`` here, its ``discrete_win_rate`` is
 ``win_rate``, its ``n_wins`` / ``n_wins_base`` / ``n_draws`` are ``wins`` / ``losses`` / ``ties``.
 
-With five-level verdicts in both orders (Arena-Hard) it adds ``arena_hard_score``: arena-hard-auto's score
-against the baseline, each order one battle scored 1 / 0.5 / 0 from A's side, a strong verdict (``>>``)
-counted ``weight`` = 3 times, the mean over battles in %, with a percentile 90% bootstrap interval over battles
-(``arena_hard_ci90``; arena-hard-auto reports the 5th and 95th percentiles of 100 unseeded resamples, so its
-interval moves by a few tenths from run to run; the score itself does not).
+Arena-Hard (:mod:`lima.eval.arena_hard_stats`): judgments made or imported under an Arena-Hard version
+(``meta.arena_hard_version``) get that version's ``arena_hard_score`` and the interval its ``show_result.py``
+reports: ``arena_hard_v01_ci95`` (v0.1: Bradley-Terry win rate against the baseline, a null game weighted 0
+and the other game of its question kept, 95% over 100 resamples of battles) or ``arena_hard_v2_ci90`` (v2.0:
+the mean of 100 bootstrap means, 90%, a question with a null game dropped, one summary per category since each
+category has its own baseline), with ``arena_hard_battles`` and ``arena_hard_null_games``. Other five-level
+judgments (both orders with a verdict) keep lima's earlier ``arena_hard_score`` (the mean over battles, a
+strong verdict counted 3 times) with ``arena_hard_ci90`` (lima's percentile 90% bootstrap over battles).
+These anchor intervals resample battles; lima's own, ``arena_hard_ci95_questions``, resamples questions.
 
 Also: ``prompts``, ``errors``, ``error_orders``, ``position_consistency``, ``first_position_pick_pct``,
 ``mean_len_a`` / ``mean_len_b`` and ``length_adjusted_win_rate`` (:func:`lima.eval.metrics.length_adjusted_win_rate`,
@@ -35,6 +39,7 @@ from typing import Any
 from lima.core.errors import LimaError
 from lima.core.io import iter_jsonl_objects
 from lima.eval.alpaca_eval_lc import GamedBaseline, alpaca_eval_lc_win_rate
+from lima.eval.arena_hard_stats import arena_hard_keys, category_of, version_of
 from lima.eval.metrics import (
     ARENA_LEVELS,
     SCORE,
@@ -82,7 +87,8 @@ def summarize_judgments(
         f"percentile bootstrap over questions ({resamples} resamples): a pair with both its orders, and every "
         "turn of a question, drawn together"
     )
-    summary.update(arena_hard_score(ok, resamples=resamples, seed=seed) or {})
+    # every judgment: arena-hard-auto v0.1 keeps the other game of a question with a null game
+    summary.update(arena_hard_keys(judgments, resamples=resamples, seed=seed))
     summary.update(
         prompts=len(judgments),
         errors=len(judgments) - len(ok),
@@ -214,12 +220,14 @@ def summarize_file(
         ]
         if not judgments:
             raise LimaError(f"{path}: no judgment involves --baseline {baseline!r}")
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for j in judgments:
-        groups.setdefault((str(j.get("model_a") or "A"), str(j.get("model_b") or "B")), []).append(j)
+        # Arena-Hard v2 scores each category against its own baseline: one summary per category
+        category = category_of(j) if version_of(j) == "2.0" else None
+        groups.setdefault((str(j.get("model_a") or "A"), str(j.get("model_b") or "B"), category), []).append(j)
     pairs = []
-    for (a, b), rows in groups.items():
-        pair = {"model_a": a, "model_b": b, **summarize_judgments(rows, resamples, seed)}
+    for (a, b, c), rows in groups.items():
+        pair = {"model_a": a, "model_b": b, **({"category": c} if c else {}), **summarize_judgments(rows, resamples, seed)}
         if alpaca_eval_difficulty is not None or alpaca_eval_gamed is not None:
             where = f"{path} ({a} vs {b})" if len(groups) > 1 else str(path)
             pair.update(alpaca_eval_lc(rows, where, alpaca_eval_difficulty, alpaca_eval_gamed))

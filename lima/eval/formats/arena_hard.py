@@ -9,8 +9,10 @@
   ``games``: two games, each with ``score`` (``A>>B`` … ``B>>A``, null when the judge's reply had no verdict)
   and ``judgment``. Game 1 shows the **baseline** as assistant A, game 2 the model.
 
-The score (``lima.eval.summary.arena_hard_score``) is arena-hard-auto's: each game is one battle from the
-model's side (1 win, 0.5 tie, 0 loss), a strong verdict (``>>``) counts ``weight`` = 3 times.
+Imported judgments carry the version that wrote them (``meta.arena_hard_version``), so that ``lima summarize``
+applies that version's rules (:mod:`lima.eval.arena_hard_stats`): a v0.1 row with one null game is kept (the
+null game weighs 0; the pair itself has no verdict), a v2.0 row with a null game is skipped, as each version's
+``show_result.py`` does.
 """
 
 from __future__ import annotations
@@ -91,6 +93,19 @@ def read_questions(path: Path) -> dict[str, str]:
     return questions
 
 
+def read_question_categories(path: Path) -> dict[str, str]:
+    """``{question id: category}`` of a question.jsonl (Arena-Hard's, either version, or FastChat's)."""
+    if not path.is_file():
+        raise LimaError(f"questions: {path} not found; give the benchmark's question.jsonl")
+    categories = {}
+    for row in load_rows(path):
+        obj = require(row)
+        if not ("uid" in obj or "question_id" in obj) or not isinstance(obj.get("category"), str):
+            raise LimaError(f"{row.where}: expected a question with uid (or question_id) and category")
+        categories[source_id(obj)] = obj["category"]
+    return categories
+
+
 def import_prompts(rows: list[Row], result: ImportResult) -> None:
     for row in rows:
         obj = require(row)
@@ -143,23 +158,46 @@ def _model_side(level: str) -> str:
     return "tie" if "=" in level else level[0]
 
 
-def _game(order: str, score: str, text: Any) -> dict[str, Any] | None:
+def _game(order: str, game: dict[str, Any], version: str | None) -> dict[str, Any] | None:
+    """One game as a lima order entry (positional level, model-space verdict); a null score gives an entry
+    without a verdict (v0.1 keeps the question), a score no version defines gives None."""
     from lima.eval.parsers import parse_arena_hard
 
-    parsed = parse_arena_hard(f"[[{score}]]")
-    if parsed is None:
-        return None
-    positional = parsed.verdict
-    first, second = ("B", "A") if order == "BA" else ("A", "B")  # model terms: B is the baseline
-    verdict = "tie" if positional == "tie" else (first if positional == "A" else second)
+    score, text = game.get("score"), game.get("judgment")
     raw = text.get("answer") if isinstance(text, dict) else text
-    return {
-        "order": order,
-        "positional": positional,
-        "level": parsed.level,
-        "verdict": verdict,
-        "raw": raw if isinstance(raw, str) else None,
-    }
+    entry: dict[str, Any] = {"order": order, "positional": None, "level": None, "verdict": None}
+    parsed = parse_arena_hard(f"[[{score}]]") if isinstance(score, str) else None
+    if parsed is None:
+        if score is not None and version != "0.1":
+            return None
+        # v0.1's show_result.py gives weight 0 to a game whose score is null or not one of its labels
+        entry["error"] = "null score (the judge's reply had no single verdict)"
+    else:
+        first, second = ("B", "A") if order == "BA" else ("A", "B")  # model terms: B is the baseline
+        verdict = "tie" if parsed.verdict == "tie" else (first if parsed.verdict == "A" else second)
+        entry.update(positional=parsed.verdict, level=parsed.level, verdict=verdict)
+    entry["raw"] = raw if isinstance(raw, str) else None
+    entry["source"] = game  # the game as arena-hard-auto wrote it, for the export
+    return entry
+
+
+V2_CATEGORIES = ("hard_prompt", "coding", "math", "creative_writing")
+
+
+def judgment_version(obj: dict[str, Any]) -> str | None:
+    """The arena-hard-auto version that wrote a model_judgment row: v0.1 rows have ``question_id`` (or, as
+    re-released with v2.0, category ``arena-hard-v0.1``) and games with ``user_prompt``; v2.0 rows have a v2
+    category and games with the whole ``prompt``."""
+    games = [g for g in obj.get("games") or [] if isinstance(g, dict)]
+    if (
+        "question_id" in obj
+        or obj.get("category") == "arena-hard-v0.1"
+        or any("user_prompt" in g for g in games)
+    ):
+        return "0.1"
+    if obj.get("category") in V2_CATEGORIES or any("prompt" in g for g in games):
+        return "2.0"
+    return None
 
 
 def import_judgments(rows: list[Row], result: ImportResult, path: Path) -> None:
@@ -168,37 +206,44 @@ def import_judgments(rows: list[Row], result: ImportResult, path: Path) -> None:
     for row in rows:
         obj = require(row, "games")
         games = obj["games"]
-        if not isinstance(games, list) or len(games) != 2:
+        if not isinstance(games, list) or len(games) != 2 or not all(isinstance(g, dict) for g in games):
             result.skip(row, "games is not a list of two games")
             continue
-        if any(not isinstance(g, dict) or g.get("score") is None for g in games):
+        version = judgment_version(obj)
+        if any(g.get("score") is None for g in games) and version != "0.1":
+            # v2.0's show_result.py drops the question; v0.1's keeps the other game (weight 0 for the null one)
             result.skip(row, "null judgment score (the judge's reply had no verdict)")
             continue
-        orders = [
-            _game("BA", games[0]["score"], games[0].get("judgment")),
-            _game("AB", games[1]["score"], games[1].get("judgment")),
-        ]
+        orders = [_game("BA", games[0], version), _game("AB", games[1], version)]
         if orders[0] is None or orders[1] is None:
             result.skip(row, "score is not one of A>>B, A>B, A=B, B>A, B>>A")
             continue
-        for order, game in zip(orders, games, strict=True):
-            order["source"] = game  # the game as arena-hard-auto wrote it, for the export
+        nulls = sum(o["level"] is None for o in orders)
+        if nulls == 2:
+            result.skip(row, "null judgment score (the judge's reply had no verdict)")
+            continue
         model = str(obj.get("model") or path.stem)
-        baseline = str(obj.get("baseline") or "baseline")
+        # v0.1's rows name no baseline: its show_result.py's default
+        baseline = str(obj.get("baseline") or ("gpt-4-0314" if version == "0.1" else "baseline"))
         meta = rest(obj, ("model", "baseline", "games"))  # keeps uid / question_id, whichever it has
-        result.lines.append(
-            judgment(
-                source_id(obj),
-                "",
-                model,
-                baseline,
-                "",
-                "",
-                combine(orders[0]["verdict"], orders[1]["verdict"]),
-                orders=orders,
-                meta=meta,
-            )
+        if version is not None:
+            meta["arena_hard_version"] = version
+        ok = not nulls
+        record = judgment(
+            source_id(obj),
+            "",
+            model,
+            baseline,
+            "",
+            "",
+            combine(orders[0]["verdict"], orders[1]["verdict"]) if ok else None,
+            orders=orders,
+            meta=meta,
         )
+        if not ok:
+            record["consistent"] = None
+            record["error"] = "; ".join(f"{o['order']}: {o['error']}" for o in orders if o.get("error"))
+        result.lines.append(record)
 
 
 def export_prompts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -236,6 +281,7 @@ def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for j in judgments:
         meta = dict(j.get("meta") or {})
+        meta.pop("arena_hard_version", None)  # lima's note, not a field of arena-hard-auto's rows
         if "uid" not in meta and "question_id" not in meta:
             meta["uid"] = j["prompt_id"]
         by_order = {o.get("order"): o for o in j.get("orders") or []}
@@ -244,5 +290,8 @@ def export_judgments(judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
             or {"score": by_order[order]["level"], "judgment": by_order[order].get("raw")}
             for order in ("BA", "AB")
         ]
-        out.append({**meta, "model": j.get("model_a"), "baseline": j.get("model_b"), "games": games})
+        row = {**meta, "model": j.get("model_a"), "baseline": j.get("model_b"), "games": games}
+        if "question_id" in meta:
+            del row["baseline"]  # v0.1's own rows name none (its show_result.py takes --baseline)
+        out.append(row)
     return out

@@ -68,10 +68,15 @@ def protocol_for_prompts(path: str | os.PathLike) -> Protocol | None:
 
 
 def protocol_for_pairs(
-    paths: Sequence[str | os.PathLike], records: Sequence[Sequence[dict[str, Any]]]
+    paths: Sequence[str | os.PathLike], records: Sequence[Sequence[dict[str, Any]]], config: Any = None
 ) -> Protocol | None:
-    """The protocol of the answers being judged: a benchmark's answer file among ``paths``, else lima
-    generation records written under a protocol (e.g. MT-Bench's ``81:turn2`` turns), else None."""
+    """The protocol of the answers being judged: the judge config's Arena-Hard version when it names one,
+    else a benchmark's answer file among ``paths``, else lima generation records written under a protocol
+    (e.g. MT-Bench's ``81:turn2`` turns), else None."""
+    if getattr(config, "arena_hard_version", None) is not None:
+        from lima.eval.protocols import arena_hard
+
+        return arena_hard.protocol_for(config)
     for path in paths:
         name = _detected(path, ("answers",))
         if name in registry():

@@ -15,7 +15,8 @@ JUDGMENTS = DATA / "model_judgment" / "gpt-4-1106-preview" / "model-x.jsonl"
 def test_judgments_give_arena_hard_score(tmp_path, cli):
     """Game 1 shows the baseline as A, game 2 the model. From model-x's side, by hand:
     a1 B>A, A>B -> 1, 1; a2 B>>A, A>>B -> 1×3, 1×3; a3 A>>B, B>A -> 0×3, 0; a4 A=B, A>B -> .5, 1;
-    a5 has a null score (skipped). 14 battles, sum 9.5 -> 67.86. Both orders combined strictly:
+    a5 has a null score (skipped, as v2.0 does: these rows are in v2.0's layout). 14 battles, sum 9.5: a mean of
+    67.86, and v2.0's score is the mean of its 100 bootstrap means around it. Both orders combined strictly:
     wins a1 a2, loss a3, tie a4 -> win_rate 62.5."""
     out = tmp_path / "j.jsonl"
     result = cli("import", "arena_hard", str(JUDGMENTS), "--out", str(out), "--json")
@@ -25,9 +26,13 @@ def test_judgments_give_arena_hard_score(tmp_path, cli):
     }
     summary = json.loads(cli("summarize", str(out), "--json").stdout)
     assert (summary["model_a"], summary["model_b"]) == ("model-x", "gpt-4-0314")
-    assert (summary["arena_hard_battles"], summary["arena_hard_score"]) == (14, round(100 * 9.5 / 14, 2))
-    low, high = summary["arena_hard_ci90"]
-    assert low < summary["arena_hard_score"] < high
+    assert (summary["arena_hard_version"], summary["category"], summary["arena_hard_battles"]) == (
+        "2.0",
+        "hard_prompt",
+        14,
+    )
+    low, high = summary["arena_hard_v2_ci90"]
+    assert low < summary["arena_hard_score"] < high and abs(summary["arena_hard_score"] - 100 * 9.5 / 14) < 3
     assert (summary["wins"], summary["ties"], summary["losses"], summary["win_rate"]) == (2, 1, 1, 62.5)
     first = json.loads(out.read_text().splitlines()[0])
     assert [(o["order"], o["level"], o["verdict"]) for o in first["orders"]] == [
