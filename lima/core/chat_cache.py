@@ -7,6 +7,7 @@ rating, generation over an endpoint): a stable hash of the request as sent and o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -50,6 +51,9 @@ class ChatRequest:
     extra_body: dict[str, Any] | None = None  # server-specific fields, e.g. vLLM's repetition_penalty
     response_format: dict[str, Any] | None = None  # OpenAI json_schema, or llama.cpp json_object + schema
     top_logprobs: int | None = None  # set: ask for logprobs with this many alternatives per token
+    # What the request is about, for a listing of requests (``--dry-run``): e.g. {"prompt_id", "order"}.
+    # Never sent, and not part of the cache key.
+    about: dict[str, Any] | None = field(default=None, compare=False)
 
 
 # Bump when what goes into request_key changes: older rows then never match and are re-requested.
@@ -65,9 +69,36 @@ def request_key(endpoint: EndpointConfig, request: ChatRequest) -> str:
     server: dict[str, Any] = {"base_url": endpoint.base_url, "model": endpoint.model}
     if endpoint.is_embedded:
         server.update(embedded_model=endpoint.embedded_model, embedded_n_ctx=endpoint.embedded_n_ctx)
-    return stable_hash(
-        {"version": REQUEST_KEY_VERSION, "server": server, "request": dataclasses.asdict(request)}
-    )
+    sent = dataclasses.asdict(request)
+    del sent["about"]  # a label of the caller's, not part of what is sent
+    return stable_hash({"version": REQUEST_KEY_VERSION, "server": server, "request": sent})
+
+
+def request_body(model: str, request: ChatRequest) -> dict[str, Any]:
+    """The keyword arguments of ``chat.completions.create`` for ``request``: what goes over the wire
+    (``extra_body`` is merged into the JSON body by the OpenAI client)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": request.messages,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+    }
+    if request.n != 1:
+        body["n"] = request.n
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = request.stop
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.extra_body:
+        body["extra_body"] = request.extra_body
+    if request.response_format is not None:
+        body["response_format"] = request.response_format
+    if request.top_logprobs is not None:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.top_logprobs
+    return body
 
 
 @dataclass
@@ -89,6 +120,16 @@ class ChatResult:
         return self.error is None
 
 
+def count_cached(path: Path) -> int | None:
+    """Replies stored in the cache file at ``path``, read-only (None: no cache there, or not readable now).
+    For progress lines; it never creates, migrates or locks the file."""
+    if not Path(path).is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+    except sqlite3.Error:
+        return None
 
 
 class ResponseCache:

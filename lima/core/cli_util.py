@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -35,14 +34,10 @@ def lines_written(path: Path, what: str) -> str:
 
 def replies_cached(cache: Path) -> str:
     """'12 replies cached in OUT/judge_cache.sqlite': a rerun sends none of them again."""
-    if not cache.is_file():
-        return ""
-    import sqlite3
+    from lima.core.chat_cache import count_cached
 
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=1)) as db:
-            n = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
-    except sqlite3.Error:
+    n = count_cached(cache)
+    if n is None:
         return ""
     return f"{n} replies cached in {cache}"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lima.core.chat_cache import ChatRequest, ChatResult, ResponseCache, request_key
+from lima.core.chat_cache import ChatRequest, ChatResult, ResponseCache, request_body, request_key
 from lima.core.endpoint import EndpointConfig
 from lima.core.errors import LimaError
 from lima.core.manifest import redact_text
@@ -105,6 +105,12 @@ class LLMClient:
         if self.cache is not None:
             self.cache.close()
             self.cache = None
+
+    def sibling(self, endpoint: EndpointConfig) -> LLMClient:
+        """A client for another endpoint sharing this one's cache file and progress setting (a panel
+        member's judge); the caller closes it."""
+        cache = self.cache.path if self.cache is not None else None
+        return LLMClient(endpoint, cache, progress=self.progress)
 
     @property
     def base_url(self) -> str:
@@ -212,27 +218,7 @@ class LLMClient:
     async def _request(self, client: Any, key: str, request: ChatRequest) -> ChatResult:
         import openai
 
-        kwargs: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-        }
-        if request.n != 1:
-            kwargs["n"] = request.n
-        if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
-        if request.stop:
-            kwargs["stop"] = request.stop
-        if request.seed is not None:
-            kwargs["seed"] = request.seed
-        if request.extra_body:
-            kwargs["extra_body"] = request.extra_body
-        if request.response_format is not None:
-            kwargs["response_format"] = request.response_format
-        if request.top_logprobs is not None:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = request.top_logprobs
+        kwargs = request_body(self.endpoint.model, request)
         where = f"{self.endpoint.base_url} (model {self.endpoint.model!r})"
         attempt = 0
         while True:

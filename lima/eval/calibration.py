@@ -23,8 +23,8 @@ from lima.core.errors import LimaError
 from lima.core.io import stable_hash
 from lima.eval.judging import judge_hash, judge_name
 from lima.eval.metrics import (
-    bootstrap_ci,
     chance_levels,
+    cluster_bootstrap_ci,
     first_position_pick_pct,
     position_consistency,
     tie_discounted,
@@ -46,10 +46,16 @@ def _longer_wins_pct(items: list[PairItem], verdicts: list[str]) -> float | None
     return round(100 * hits / total, 2) if total else None
 
 
-def _ci(values: list[float], resamples: int, seed: int) -> list[float | None]:
+def pair_key(item: PairItem) -> str:
+    """One labelled pair, whichever human judge labelled it and in which order its answers came: the labels
+    of several judges on one pair are resampled together."""
+    return stable_hash([item.prompt, sorted((item.answer_a, item.answer_b))])
+
+
+def _ci(values: list[float], resamples: int, seed: int, pairs: list[str]) -> list[float | None]:
     if not values:
         return [None, None]
-    low, high = bootstrap_ci(values, resamples, seed)
+    low, high = cluster_bootstrap_ci(values, pairs, resamples, seed)
     return [round(low, 4), round(high, 4)]
 
 
@@ -59,14 +65,14 @@ def _soft_block(
     """How often a soft judge's pair preference (P(first answer better), both orders averaged, so position
     bias cancels) lies on the humans' side of 0.5, over pairs the humans did not call a tie; chance is 0.5."""
     prefs = [
-        (j["preference"], item.meta["gold"])
+        (j["preference"], item.meta["gold"], pair_key(item))
         for item, j in scored
         if j.get("preference") is not None and item.meta["gold"] != "tie"
     ]
     if not prefs:
         return None
-    credit = [0.5 if p == 0.5 else float((p > 0.5) == (gold == "A")) for p, gold in prefs]
-    ci95 = _ci(credit, resamples, seed)
+    credit = [0.5 if p == 0.5 else float((p > 0.5) == (gold == "A")) for p, gold, _ in prefs]
+    ci95 = _ci(credit, resamples, seed, [pair for _, _, pair in prefs])
     return {
         "n": len(credit),
         "agreement": round(sum(credit) / len(credit), 4),
@@ -74,7 +80,7 @@ def _soft_block(
         "chance": 0.5,
         "separates": ci95[0] is not None and ci95[0] > 0.5,
         "mean_preference_for_human_choice": round(
-            sum(p if gold == "A" else 1 - p for p, gold in prefs) / len(prefs), 4
+            sum(p if gold == "A" else 1 - p for p, gold, _ in prefs) / len(prefs), 4
         ),
     }
 
@@ -96,9 +102,10 @@ def calibration_block(
     discounted = [tie_discounted(p, g) for p, g in zip(preds, golds, strict=True)]
     chance = chance_levels(golds)
     tda = round(sum(discounted) / len(discounted), 4) if discounted else None
+    pairs = [pair_key(item) for item, _ in scored]
     ci95 = {
-        "accuracy": _ci(exact, resamples, seed),
-        "tie_discounted_accuracy": _ci(discounted, resamples, seed),
+        "accuracy": _ci(exact, resamples, seed, pairs),
+        "tie_discounted_accuracy": _ci(discounted, resamples, seed, pairs),
     }
     low, high = ci95["tie_discounted_accuracy"]
     floor = chance["tie_discounted_accuracy"]
@@ -108,7 +115,9 @@ def calibration_block(
         "accuracy": round(sum(exact) / len(exact), 4) if exact else None,
         "tie_discounted_accuracy": tda,
         "ci95": ci95,
-        "ci_method": f"percentile bootstrap over pairs ({resamples} resamples)",
+        "pairs": len(set(pairs)),
+        "ci_method": f"percentile bootstrap over pairs ({resamples} resamples): the labels of several human "
+        "judges on one pair drawn together",
         "chance": chance,
         # The decision the report states: does the CI of LIMA's agreement measure clear the chance level?
         "separates": bool(scored) and low is not None and low > floor,

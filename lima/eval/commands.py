@@ -18,6 +18,12 @@ OVERRIDES = typer.Argument(None, help="key=value overrides, dotted for nested ke
 OVERWRITE = typer.Option(
     False, "--overwrite", help="Start --out again with these settings instead of resuming it (refused if they differ)."
 )
+DRY_RUN = typer.Option(
+    False,
+    "--dry-run",
+    help="Send nothing: write every request (prompt_id, order or sample, the exact messages) to OUT/requests.jsonl "
+    "and print the request count, the estimated prompt tokens and, where the endpoint config states prices, the cost.",
+)
 
 
 def _slug(text: str) -> str:
@@ -36,6 +42,12 @@ def _echo_table(rows: dict[str, Any]) -> None:
     width = max(len(k) for k in rows)
     for key, value in rows.items():
         typer.echo(f"{key:<{width}}  {_fmt(value)}")
+
+
+def _echo_dry_run(totals: dict[str, Any], parse_retries: int) -> None:
+    from lima.core.dry_run import describe
+
+    typer.echo(describe(totals, Path(totals["requests_file"]), parse_retries))
 
 
 def generate(
@@ -74,6 +86,7 @@ def judge(
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/judge/<A>_vs_<B>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
     overwrite: bool = OVERWRITE,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Judge A against B with an LLM, both orders per pair; prints win/tie/loss and the win rate."""
     from lima.core.config import load_config
@@ -84,6 +97,9 @@ def judge(
     raise_on_sigterm()
     cfg = load_config(config, JudgeConfig, overrides or [])
     out = out or Path("runs/judge") / f"{_slug(a.stem)}_vs_{_slug(b.stem)}"
+    if dry_run:
+        _echo_dry_run(run_judging(cfg, a, b, out, limit=limit, dry_run=True), cfg.parse_retries)
+        return
     on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "judge_cache.sqlite"))
     warn_same_answers(a, b)
     with guard_judge(cfg, a, b, out, overwrite):
@@ -113,6 +129,7 @@ def grade(
     out: Path = typer.Option(None, "--out", help="Output folder (default runs/grade/<GEN>)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
     overwrite: bool = OVERWRITE,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI) or, with
     scale: absolute, LIMA's Fail / Pass / Excellent."""
@@ -124,6 +141,9 @@ def grade(
     raise_on_sigterm()
     cfg = load_config(config, GradeConfig, overrides or [])
     out = out or Path("runs/grade") / _slug(gen.stem)
+    if dry_run:
+        _echo_dry_run(run_grading(cfg, gen, out, samples=samples, limit=limit, dry_run=True), cfg.parse_retries)
+        return
     on_interrupt(lambda: replies_cached(Path(cfg.cache) if cfg.cache else out / "grade_cache.sqlite"))
     with guard_grade(cfg, gen, out, samples, overwrite):
         summary = run_grading(cfg, gen, out, samples=samples, limit=limit)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lima.core.dry_run import DryRunClient
 from lima.core.errors import LimaError
 from lima.core.io import atomic_open, write_json
 from lima.core.llm_client import LLMClient
@@ -46,11 +47,17 @@ def grade_prompts(config: GradeConfig, gen: Path, records: list[dict[str, Any]])
 
 
 def run_grading(
-    config: GradeConfig, gen: Path, out_dir: Path, samples: int | None = None, limit: int | None = None
+    config: GradeConfig,
+    gen: Path,
+    out_dir: Path,
+    samples: int | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Grade every generation line in ``gen``; writes scores.jsonl (one row per line) and summary.json.
 
-    ``limit`` keeps the first N prompts (with all their sampled lines)."""
+    ``limit`` keeps the first N prompts (with all their sampled lines). ``dry_run``: write every request that
+    would be sent to ``out_dir/requests.jsonl`` instead and return their count, tokens and cost."""
     from lima.core.manifest import RunManifest
 
     gen, out_dir = Path(gen), Path(out_dir)
@@ -63,6 +70,11 @@ def run_grading(
         prompt_ids = prompt_ids[:limit]
     template = grading_template(config)  # a bad template stops the run before anything is written
     prompts = grade_prompts(config, gen, records)  # MT-Bench's single-v1 family; checked before any request
+    if dry_run:
+        with DryRunClient(config.endpoint) as recorder:
+            grade_records(config, records, recorder, k, template, prompts)
+        path = recorder.write(out_dir / "requests.jsonl")
+        return {"model": model_name(records, gen), "requests_file": str(path), **recorder.totals()}
     cache = Path(config.cache) if config.cache else out_dir / "grade_cache.sqlite"
     with RunManifest(out_dir, "grade", config, inputs=[gen], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:

@@ -125,7 +125,10 @@ def grade_records(
         seed = int(stable_hash([config.seed, response, sample, attempt])[:8], 16)
         extra = {"grammar": GRAMMARS[config.scale]} if config.constrained else None
         draw = f"{response}#{sample}#{attempt}"
-        return ChatRequest(draw, messages, config.temperature, config.max_tokens, seed=seed, extra_body=extra)
+        about = {"prompt_id": record["prompt_id"], "sample": response, "grade": sample, "attempt": attempt}
+        return ChatRequest(
+            draw, messages, config.temperature, config.max_tokens, seed=seed, extra_body=extra, about=about
+        )
 
     slots: dict[tuple[int, int], dict[str, Any]] = {
         (i, s): {"grade": None, "raw": None, "error": None} for i in range(len(records)) for s in range(k)

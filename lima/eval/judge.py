@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lima.core.dry_run import DryRunClient
 from lima.core.errors import LimaError
 from lima.core.io import atomic_open, write_json
 from lima.core.llm_client import LLMClient
@@ -61,9 +62,17 @@ def check_benchmark_files(config: Any) -> None:
 
 
 def run_judging(
-    config: JudgeConfig, gen_a: Path, gen_b: Path, out_dir: Path, limit: int | None = None
+    config: JudgeConfig,
+    gen_a: Path,
+    gen_b: Path,
+    out_dir: Path,
+    limit: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Judge generations A against B; writes judgments.jsonl, summary.json, winrate.png, report.html."""
+    """Judge generations A against B; writes judgments.jsonl, summary.json, winrate.png, report.html.
+
+    ``dry_run``: write every request that would be sent to ``out_dir/requests.jsonl`` instead (nothing is
+    contacted) and return their count, estimated tokens and cost (:mod:`lima.core.dry_run`)."""
     from lima.core.manifest import RunManifest
 
     gen_a, gen_b, out_dir = Path(gen_a), Path(gen_b), Path(out_dir)
@@ -99,6 +108,11 @@ def run_judging(
     ]
     # before any request: e.g. MT-Bench's questions, references and each model's turn-1 answer
     prompts = protocol.pair_prompt(config, items) if protocol is not None and protocol.pair_prompt else None
+    if dry_run:
+        with DryRunClient(config.endpoint) as recorder:
+            PairwiseJudge(config, recorder, prompts).judge(items, desc="dry run")
+        path = recorder.write(out_dir / "requests.jsonl")
+        return {"model_a": name_a, "model_b": name_b, "requests_file": str(path), **recorder.totals()}
     cache = Path(config.cache) if config.cache else out_dir / "judge_cache.sqlite"
     with RunManifest(out_dir, "judge", config, inputs=[gen_a, gen_b], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:

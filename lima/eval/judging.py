@@ -231,7 +231,10 @@ class PairwiseJudge:
         fields = {"max_tokens": self.config.max_tokens, **self._mode}
         # The cache key is the request itself (request_key); the caller's key adds only the draw: a re-ask of
         # the same messages at the same temperature must not be answered with the reply it re-asks.
-        return ChatRequest(key=f"{order}#{attempt}", messages=messages, temperature=temperature, **fields)
+        about = {"prompt_id": item.id, "order": order, "attempt": attempt}
+        return ChatRequest(
+            key=f"{order}#{attempt}", messages=messages, temperature=temperature, about=about, **fields
+        )
 
     def _parse(self, result: ChatResult) -> Parsed | None:
         if self.config.verdict == "logprobs":
@@ -324,8 +327,7 @@ class PairwiseJudge:
         for client in (self.client, *opened):
             if client.endpoint == config.endpoint:
                 return client
-        cache = self.client.cache.path if self.client.cache is not None else None
-        client = LLMClient(config.endpoint, cache, progress=self.client.progress)
+        client = self.client.sibling(config.endpoint)  # same cache file (a dry run: same request list)
         opened.append(client)
         return client
 

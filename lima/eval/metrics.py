@@ -30,6 +30,31 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0) 
     return (float(low), float(high))
 
 
+def cluster_bootstrap_ci(
+    values: Sequence[float],
+    clusters: Sequence[Any] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile 95% CI of the mean of ``values``, resampling whole clusters with replacement: the items of
+    one cluster (the turns of one question, the labels of one pair by several human judges) are correlated,
+    so they are drawn together and the interval does not shrink as if they were independent. Each resample's
+    statistic is the mean over the items of its clusters. Without clusters, or when every item is its own
+    cluster, this is :func:`bootstrap_ci` to the last digit."""
+    if clusters is None or len(set(clusters)) == len(clusters):
+        return bootstrap_ci(values, resamples, seed)
+    data = np.asarray(values, dtype=float)
+    index = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
+    member = np.asarray([index[c] for c in clusters])
+    sums = np.bincount(member, weights=data, minlength=len(index))
+    counts = np.bincount(member, minlength=len(index)).astype(float)
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(index), size=(resamples, len(index)))
+    means = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (float(low), float(high))
+
+
 def length_adjusted_win_rate(
     scores: Sequence[float], len_a: Sequence[float], len_b: Sequence[float], l2: float = 1.0
 ) -> float:
@@ -60,8 +85,11 @@ def length_adjusted_win_rate(
     return float(1 / (1 + math.exp(-w[0])))
 
 
-def outcome_summary(verdicts: Sequence[str], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Win/tie/loss percentages (model A's view), win rate with ties as half, and its bootstrap CI."""
+def outcome_summary(
+    verdicts: Sequence[str], resamples: int = 1000, seed: int = 0, clusters: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Win/tie/loss percentages (model A's view), win rate with ties as half, and its bootstrap CI
+    (over ``clusters`` where given: the question of each verdict)."""
     n = len(verdicts)
     counts = Counter(verdicts)
     scores = [SCORE[v] for v in verdicts]
@@ -78,7 +106,7 @@ def outcome_summary(verdicts: Sequence[str], resamples: int = 1000, seed: int = 
             "ci95": [None, None],
         }
     pct = lambda k: round(100 * counts[k] / n, 2)  # noqa: E731
-    low, high = bootstrap_ci(scores, resamples, seed)
+    low, high = cluster_bootstrap_ci(scores, clusters, resamples, seed)
     return {
         "n": n,
         "wins": counts["A"],
@@ -139,15 +167,20 @@ def standard_error(scores: Sequence[float]) -> float | None:
 
 
 def outcome_keys(
-    verdicts: Sequence[str], preferences: Sequence[float] | None = None, resamples: int = 1000, seed: int = 0
+    verdicts: Sequence[str],
+    preferences: Sequence[float] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    clusters: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """The shared summary keys for verdicts (A, B or tie, from A's side) and, if soft, P(A better) per item."""
-    summary = outcome_summary(verdicts, resamples, seed)
+    """The shared summary keys for verdicts (A, B or tie, from A's side) and, if soft, P(A better) per item.
+    The CIs resample ``clusters`` (questions) whole; the standard errors are per item, as AlpacaEval's are."""
+    summary = outcome_summary(verdicts, resamples, seed, clusters)
     summary["standard_error"] = standard_error([SCORE[v] for v in verdicts])
     summary["soft_win_rate"] = summary["soft_standard_error"] = None
     summary["soft_ci95"] = [None, None]
     if preferences:
-        low, high = bootstrap_ci(preferences, resamples, seed)
+        low, high = cluster_bootstrap_ci(preferences, clusters, resamples, seed)
         summary.update(
             soft_win_rate=100 * float(np.mean(preferences)),
             soft_standard_error=standard_error(preferences),

@@ -20,6 +20,25 @@ GEN_FIELDS = ("prompt_id", "prompt", "model", "output", "settings")
 LIMA_PROMPT_FORMATS = ("text", "lima_test", "records", "generations")
 
 
+def turn_id(question_id: Any, turn: int) -> str:
+    """The prompt id of turn ``turn`` of a multi-turn question (MT-Bench): ``81``, ``81:turn2``."""
+    return str(question_id) if turn == 1 else f"{question_id}:turn{turn}"
+
+
+def split_turn_id(prompt_id: str) -> tuple[str, int]:
+    """``"81:turn2"`` -> ``("81", 2)``; a plain id is turn 1 of itself."""
+    qid, _, turn = prompt_id.partition(":turn")
+    return qid, int(turn) if turn.isdigit() else 1
+
+
+def question_of(judgment: dict[str, Any]) -> str:
+    """The question a judgment (or generation line) belongs to: its ``question_id`` where it names one, else
+    its prompt id without a turn suffix. The turns of one question are one unit when resampling."""
+    if judgment.get("question_id") is not None:
+        return str(judgment["question_id"])
+    return split_turn_id(str(judgment.get("prompt_id")))[0]
+
+
 @dataclass
 class PairItem:
     """One prompt with the two answers to compare (A and B are models, not positions)."""

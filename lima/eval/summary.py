@@ -3,11 +3,12 @@ one imported by ``lima import`` — from model A's side: the same keys either wa
 
 Keys (``outcome_keys``, also written by ``lima judge``): ``n`` (judgments with a verdict), ``wins``, ``ties``,
 ``losses``, ``win_rate`` (ties count half, in %), ``standard_error`` (100 × sample stdev / √n of the per-item
-scores 1 / 0.5 / 0), ``ci95`` (bootstrap over items); when the judgments carry soft preferences (P(A better),
-AlpacaEval's weighted annotators, logprob judges) also ``soft_win_rate`` = 100 × mean preference with
-``soft_standard_error`` and ``soft_ci95``. An AlpacaEval leaderboard row's ``win_rate`` / ``standard_error``
-are ``soft_win_rate`` / ``soft_standard_error`` here, its ``discrete_win_rate`` is ``win_rate``, its
-``n_wins`` / ``n_wins_base`` / ``n_draws`` are ``wins`` / ``losses`` / ``ties``.
+scores 1 / 0.5 / 0, AlpacaEval's own), ``ci95`` (percentile bootstrap over ``questions``: a pair with both its
+orders, and every turn of an MT-Bench question, drawn together; ``ci_method`` says so); when the judgments carry
+soft preferences (P(A better), AlpacaEval's weighted annotators, logprob judges) also ``soft_win_rate`` = 100 ×
+mean preference with ``soft_standard_error`` and ``soft_ci95``. An AlpacaEval leaderboard row's ``win_rate`` /
+``standard_error`` are ``soft_win_rate`` / ``soft_standard_error`` here, its ``discrete_win_rate`` is
+``win_rate``, its ``n_wins`` / ``n_wins_base`` / ``n_draws`` are ``wins`` / ``losses`` / ``ties``.
 
 With five-level verdicts in both orders (Arena-Hard) it adds ``arena_hard_score``: arena-hard-auto's score
 against the baseline, each order one battle scored 1 / 0.5 / 0 from A's side, a strong verdict (``>>``)
@@ -42,6 +43,7 @@ from lima.eval.metrics import (
     position_consistency,
     standard_error,
 )
+from lima.eval.records import question_of
 
 __all__ = ["ARENA_LEVELS", "arena_hard_battles", "arena_hard_score", "outcome_keys", "standard_error"]
 
@@ -68,8 +70,18 @@ def summarize_judgments(
     ok = [j for j in judgments if j.get("verdict") is not None]
     prefs = [j["preference"] for j in ok if j.get("preference") is not None]
     complete = bool(prefs) and len(prefs) == len(ok)
+    questions = [question_of(j) for j in ok]  # the turns of one question are resampled together
     summary = outcome_keys(
-        [j["verdict"] for j in ok], prefs if complete and soft is not False else None, resamples, seed
+        [j["verdict"] for j in ok],
+        prefs if complete and soft is not False else None,
+        resamples,
+        seed,
+        clusters=questions,
+    )
+    summary["questions"] = len(set(questions))
+    summary["ci_method"] = (
+        f"percentile bootstrap over questions ({resamples} resamples): a pair with both its orders, and every "
+        "turn of a question, drawn together"
     )
     summary.update(arena_hard_score(ok, resamples=resamples, seed=seed) or {})
     summary.update(

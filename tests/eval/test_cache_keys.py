@@ -107,3 +107,17 @@ def test_the_key_is_the_request_as_sent():
     # what does not change the reply does not change the key
     assert request_key(endpoint.model_copy(update={"concurrency": 9, "timeout_s": 5.0}), base) == key
     assert request_key(endpoint, ChatRequest("k", [{"content": "x", "role": "user"}])) == key
+
+
+def test_progress_line_counts_the_cache_read_only(tmp_path):
+    from lima.core.chat_cache import ResponseCache, count_cached
+    from lima.core.cli_util import replies_cached
+
+    path = tmp_path / "judge_cache.sqlite"
+    assert count_cached(path) is None and replies_cached(path) == ""
+    cache = ResponseCache(path)
+    for key in ("k1", "k2"):
+        cache.put(key, ["reply"], 3, 1, "m")
+    cache.close()
+    assert count_cached(path) == 2
+    assert replies_cached(path) == f"2 replies cached in {path}"

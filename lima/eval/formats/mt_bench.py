@@ -36,6 +36,7 @@ from lima.eval.formats.common import (
     require,
     rest,
 )
+from lima.eval.records import split_turn_id, turn_id
 
 NAME = "mt_bench"
 # what `export_file` writes for each kind of lima file
@@ -45,15 +46,6 @@ EXPORTED = {
     "prompts": "prompts",
 }
 WINNERS = ("model_1", "model_2", "tie")
-
-
-def turn_id(question_id: Any, turn: int) -> str:
-    return str(question_id) if turn == 1 else f"{question_id}:turn{turn}"
-
-
-def split_turn_id(prompt_id: str) -> tuple[str, int]:
-    qid, _, turn = prompt_id.partition(":turn")
-    return qid, int(turn) if turn.isdigit() else 1
 
 
 def _source_qid(qid: str) -> int | str:
