@@ -267,3 +267,46 @@ def test_single_grade_config_gives_show_results_mean(tmp_path):
         by_turn = [row["score"] for row in SINGLE_ROWS if row["score"] != -1 and row["turn"] == turn]
         assert summary["by_turn"][str(turn)] == round(sum(by_turn) / len(by_turn), 4)
     assert summary["scale"] == "mt_bench" and summary["failed_samples"] == 0
+
+
+def _dry_run(cli, tmp_path, *args: str) -> list[dict]:
+    files = [f"questions={QUESTIONS}", f"references={REFERENCES}"]
+    result = cli(*args, "--out", str(tmp_path / "dry"), "--dry-run", *files)
+    assert result.returncode == 0, result.stderr
+    return _rows(tmp_path / "dry" / "requests.jsonl")
+
+
+def test_judge_dry_run_sends_fastchats_messages(tmp_path, cli):
+    """`lima judge CONFIG --dry-run` with the shipped FastChat pair judge: every request's messages are
+    FastChat's, turn 1 equal to the stored g1/g2_user_prompt (g1: model_1 = phi-3 = A first), turn 2 to
+    FastChat's template filled as run_judge_pair does; the system prompt judge_prompts.jsonl's."""
+    config = str(ROOT / "configs/judge/openai_mt_bench_pair.yaml")
+    requests = _dry_run(cli, tmp_path, "judge", config, "--a", str(PHI3), "--b", str(DPO))
+    sent = {(r["prompt_id"], r["order"]): r for r in requests}
+    assert len(requests) == len(sent) == 12  # 3 questions x 2 turns x 2 orders
+    assert all((r["model"], r["temperature"], r["max_tokens"]) == ("gpt-4", 0.0, 2048) for r in requests)
+    for row in PAIR_ROWS:
+        system = JUDGE_PROMPTS[row["judge"][1]]["system_prompt"]
+        for order, stored in (("AB", row["g1_user_prompt"]), ("BA", row["g2_user_prompt"])):
+            messages = sent[(str(row["question_id"]), order)]["messages"]
+            assert messages == [{"role": "system", "content": system}, {"role": "user", "content": stored}]
+    for qid in ("112", "124", "134"):
+        for order, shown in (("AB", (PHI3, DPO)), ("BA", (DPO, PHI3))):
+            system, user = _fastchat_pair_prompt(qid, 2, *shown)
+            messages = sent[(f"{qid}:turn2", order)]["messages"]
+            assert messages == [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def test_grade_dry_run_sends_fastchats_single_messages(tmp_path, cli):
+    config = str(ROOT / "configs/grade/openai_mt_bench_single.yaml")
+    requests = _dry_run(cli, tmp_path, "grade", config, "--gen", str(DPO))
+    sent = {r["prompt_id"]: r for r in requests}
+    assert len(requests) == len(sent) == len(SINGLE_ROWS)  # one grade per answer
+    assert all((r["model"], r["temperature"], r["max_tokens"]) == ("gpt-4", 0.0, 2048) for r in requests)
+    for row in SINGLE_ROWS:
+        prompt_id = str(row["question_id"]) + (":turn2" if row["turn"] == 2 else "")
+        system = JUDGE_PROMPTS[row["judge"][1]]["system_prompt"]
+        assert sent[prompt_id]["messages"] == [
+            {"role": "system", "content": system},
+            {"role": "user", "content": row["user_prompt"]},
+        ]
