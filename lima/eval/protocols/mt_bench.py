@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from lima.eval.generation import generate_prompts, reorder
 from lima.eval.judging import TemplatePrompt
 from lima.eval.protocols import Protocol
 from lima.eval.records import PairItem, Prompt, read_lima_generations
-from lima.eval.templates import load_template
+from lima.eval.templates import fill, load_template
 
 
 def generate_two_turns(
@@ -84,13 +83,9 @@ class FastChatPrompt:
         return cls(name, load_template(base, ()), system.removesuffix("\n"))
 
     def messages(self, **values: str) -> list[dict[str, str]]:
-        # One pass over the placeholders, as FastChat's str.format: an answer that contains "{answer_b}" or any
-        # other brace text stays as it is.
-        user = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
+        # one pass, as FastChat's str.format: an answer holding "{answer_b}" or other braces stays as it is
+        user = fill(self.template, **values)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
-
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)

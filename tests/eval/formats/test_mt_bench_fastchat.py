@@ -310,3 +310,18 @@ def test_grade_dry_run_sends_fastchats_single_messages(tmp_path, cli):
             {"role": "system", "content": system},
             {"role": "user", "content": row["user_prompt"]},
         ]
+
+
+def test_answers_with_braces_are_shown_as_str_format_shows_them():
+    """FastChat fills its templates with str.format, in one pass: an answer that holds "{answer_b}" (code does)
+    is shown as written, in the reference-guided prompts and in pair-v2's template alike."""
+    items = _items()
+    strategy = pair_prompt(_judge(), list(items.values()))
+    tricky, other = "def f(): return '{answer_b}' % {question}", "plain {ref_answer_1}"
+    for qid, name in (("112", "pair-math-v1"), ("134", "pair-v2")):
+        question = BY_QID[qid]["turns"][0]
+        kwargs = {"ref_answer_1": REFS[qid][0]} if qid in REFS else {}
+        expected = JUDGE_PROMPTS[name]["prompt_template"].format(
+            question=question, answer_a=tricky, answer_b=other, **kwargs
+        )
+        assert strategy.messages(items[qid], "AB", tricky, other)[1]["content"] == expected
