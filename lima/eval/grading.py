@@ -1,6 +1,6 @@
 """The single-answer grading engine: every generation line graded ``samples`` times by an LLM.
 
-Two scales:
+Three scales:
 
 - ``likert`` (LIMA's ablation metric): helpfulness 1–6. A line's score is the mean of its parsed grades, a
   prompt's score the mean over its lines (the K sampled responses of LIMA's protocol: 5 responses per prompt,
@@ -9,6 +9,9 @@ Two scales:
   prompt), Pass (meets them) or Excellent (an excellent response to the prompt); a response graded more than
   once takes its most frequent label (the lower one on a tie). The summary gives the percentages over parsed
   responses, the counts and the errors.
+- ``mt_bench`` (FastChat's single-answer grading): 1–10 by FastChat's rating rule, the messages from the MT-Bench
+  protocol's strategy (``prompts``: single-v1 / single-math-v1 by category and turn); the summary's mean is
+  show_result's single-mode average, ``by_turn`` its per-turn means.
 
 A line that continues a conversation (``history``) is graded in context — the grader sees the conversation so
 far — so a multi-turn file grades each assistant turn where it was said (LIMA §4.4); the summary breaks the
