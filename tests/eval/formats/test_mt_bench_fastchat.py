@@ -97,6 +97,23 @@ def test_shipped_prompts_are_fastchats_byte_for_byte():
         assert prompt.template == expected, name
 
 
+@pytest.mark.parametrize("name", ["openai_mt_bench_pair.yaml", "openai_mtbench.yaml"])
+def test_mt_bench_judge_configs_are_fastchats(name):
+    """The shipped MT-Bench judges: pair-v2's template with its system prompt in the config (so `lima calibrate`
+    sends it too), FastChat's verdict rule, temperature, max_tokens, no re-ask, and both files named."""
+    judge = load_config(ROOT / "configs/judge" / name, JudgeConfig)
+    assert judge.system_prompt == JUDGE_PROMPTS["pair-v2"]["system_prompt"]
+    assert (judge.template, judge.parser, judge.temperature, judge.max_tokens, judge.parse_retries) == (
+        "mt_bench_pair_v2.txt",
+        "fastchat",
+        0.0,
+        2048,
+        0,
+    )
+    assert judge.questions.endswith("mt_bench/question.jsonl")
+    assert judge.references.endswith("mt_bench/reference_answer/gpt-4.jsonl")
+
+
 def test_turn_1_messages_equal_fastchats_stored_user_prompts():
     """pair-v2 (134) and pair-math-v1 with GPT-4's reference (112, 124), both orders: g1 shows model_1 first."""
     items = _items()

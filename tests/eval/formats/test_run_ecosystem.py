@@ -107,8 +107,8 @@ def test_mt_bench_example_config_uses_fastchats_pair_judge():
         2048,
         0,
     )
-    assert judge["endpoint"]["model"] == "gpt-4" and "system_prompt" not in judge
     system = (ROOT / "lima/eval/prompts/mt_bench_pair_v2_system.txt").read_text().strip()
+    assert judge["endpoint"]["model"] == "gpt-4" and judge["system_prompt"] == system
     assert "Avoid any position biases" in system
     assert (
         '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.' in system
