@@ -117,6 +117,11 @@ class MtBenchData:
                 "the answers were generated from"
             )
         question = self.questions[qid]
+        if not question["meta"].get("category"):
+            raise LimaError(
+                f"question {qid}: no category in questions: {self.questions_path}; FastChat's question.jsonl "
+                "gives every question one (it decides the reference-guided prompts)"
+            )
         if turn > min(2, len(question["turns"])):
             raise LimaError(f"{prompt_id}: FastChat judges turns 1 and 2 only ({self.questions_path})")
         return question, turn, question["meta"].get("category") in NEED_REF_CATS

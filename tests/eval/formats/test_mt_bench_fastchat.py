@@ -164,6 +164,12 @@ def test_reference_guided_questions_need_the_files(tmp_path):
         LimaError, match=rf"question 124 \(coding\): no reference answer for turn 1 .*{partial}"
     ):
         pair_prompt(_judge(references=str(partial)), items)
+    uncategorised = tmp_path / "question.jsonl"
+    uncategorised.write_text("".join(
+        json.dumps({k: v for k, v in row.items() if k != "category"}) + "\n" for row in BY_QID.values()
+    ))  # fmt: skip
+    with pytest.raises(LimaError, match=r"question \d+: no category in questions: "):
+        pair_prompt(_judge(questions=str(uncategorised)), items)
     # a judge with its own template is not FastChat's pair-v2 family: no questions needed
     assert pair_prompt(_judge(template="mtbench_pairwise.txt", questions=None), items) is None
 
