@@ -348,3 +348,15 @@ def test_answers_with_braces_are_shown_as_str_format_shows_them():
             question=question, answer_a=tricky, answer_b=other, **kwargs
         )
         assert strategy.messages(items[qid], "AB", tricky, other)[1]["content"] == expected
+
+
+def test_mt_bench_grading_needs_mt_bench_answers(tmp_path):
+    from lima.eval.grade import run_grading
+
+    gen = tmp_path / "gen.jsonl"
+    line = {"prompt_id": "p1", "prompt": "Hi", "model": "m", "output": "Hello", "settings": {}}
+    gen.write_text(json.dumps(line) + "\n")
+    with pytest.raises(LimaError, match=r"^scale: mt_bench grades MT-Bench answers"):
+        run_grading(_grade(), gen, tmp_path / "out", dry_run=True)
+    with pytest.raises(ValueError, match="remove template"):
+        _grade(template="likert_helpfulness.txt")
