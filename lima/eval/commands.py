@@ -135,8 +135,8 @@ def grade(
     overwrite: bool = OVERWRITE,
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI) or, with
-    scale: absolute, LIMA's Fail / Pass / Excellent."""
+    """Grade single answers: Likert 1–6 helpfulness (LIMA's ablation metric, mean with a 95% CI), with
+    scale: absolute LIMA's Fail / Pass / Excellent, or with scale: mt_bench FastChat's MT-Bench rating 1–10."""
     from lima.core.config import load_config
     from lima.eval.config import GradeConfig
     from lima.eval.grade import run_grading

@@ -37,7 +37,9 @@ class DecodingConfig(Config):
     top_p: float = Field(0.9, gt=0, le=1)
     repetition_penalty: float = Field(1.2, gt=0)
     do_sample: bool = Field(True, description="false: greedy decoding (temperature and top_p unused)")
-    seed: int = Field(0, description="base seed; each response samples with a seed from (seed, prompt_id, sample)")
+    seed: int = Field(
+        0, description="base seed; each response samples with a seed from (seed, prompt_id, sample)"
+    )
     samples: int = Field(
         1, ge=1, le=100, description="responses per prompt, each with its own seed (LIMA's ablations: 5)"
     )
@@ -56,8 +58,9 @@ class GenerateConfig(Config):
         "embedded:smollm2-135m-instruct", description="spec, checkpoint dir, or endpoint model"
     )
     name: str | None = Field(
-        None, description="what generations, reports, exports and charts call the model (default: short, "
-        "from model: `epoch-2 of runs/demo`)"
+        None,
+        description="what generations, reports, exports and charts call the model (default: short, "
+        "from model: `epoch-2 of runs/demo`)",
     )
     prompts: str = Field(
         "../shared/data/lima/lima_test_300.jsonl", description="prompt file (see prompt_format)"
@@ -155,6 +158,16 @@ class JudgeConfig(Config):
         None,
         description="the labels file whose stored calibration of this judge its runs show (matched by "
         "SHA-256); default: the largest usable stored one, named in the summary",
+    )
+    questions: str | None = Field(
+        None,
+        description="MT-Bench: FastChat's question.jsonl (each question's category and turns); the pair-v2 "
+        "family (template mt_bench_pair_v2.txt) needs it to judge math, reasoning and coding by reference",
+    )
+    references: str | None = Field(
+        None,
+        description="MT-Bench: FastChat's reference_answer/*.jsonl (gpt-4.jsonl), the reference answers of "
+        "pair-math-v1 and pair-math-v1-multi-turn",
     )
 
     @field_validator("parser", mode="before")
@@ -254,8 +267,10 @@ class GradeConfig(Config):
     helpfulness 1–6 (LIMA's ablations) or LIMA's absolute Fail / Pass / Excellent (§4.3)."""
 
     endpoint: EndpointConfig = EndpointConfig()
-    scale: Literal["likert", "absolute"] = Field(
-        "likert", description="likert: helpfulness 1-6; absolute: LIMA's Fail / Pass / Excellent"
+    scale: Literal["likert", "absolute", "mt_bench"] = Field(
+        "likert",
+        description="likert: helpfulness 1-6; absolute: LIMA's Fail / Pass / Excellent; mt_bench: FastChat's "
+        "single-answer rating 1-10 (single-v1 / single-math-v1 and their multi-turn forms, Rating: [[n]])",
     )
     template: str | None = Field(
         None, description="default: likert_helpfulness.txt (likert) or lima_absolute.txt (absolute)"
@@ -277,3 +292,18 @@ class GradeConfig(Config):
     bootstrap: int = Field(1000, ge=100)
     seed: int = 0
     cache: str | None = None
+    questions: str | None = Field(
+        None, description="scale: mt_bench: FastChat's question.jsonl (categories and turns)"
+    )
+    references: str | None = Field(
+        None, description="scale: mt_bench: FastChat's reference_answer/*.jsonl (single-math-v1's references)"
+    )
+
+    @model_validator(mode="after")
+    def _mt_bench_prompts(self) -> GradeConfig:
+        if self.scale == "mt_bench" and self.template is not None:
+            raise ValueError(
+                "template: scale: mt_bench grades with FastChat's own single-v1 prompts (chosen by category and "
+                "turn); remove template"
+            )
+        return self

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lima.core.dry_run import DryRunClient
+from lima.core.errors import LimaError
 from lima.core.io import atomic_open, write_json
 from lima.core.llm_client import LLMClient
 from lima.eval.config import GradeConfig
@@ -26,7 +27,23 @@ from lima.eval.grading import (  # noqa: F401  (re-exported)
     parse_absolute,
 )
 from lima.eval.inputs import read_generations
+from lima.eval.judge import check_benchmark_files
+from lima.eval.protocols import protocol_for_pairs
 from lima.eval.records import model_name
+
+
+def grade_prompts(config: GradeConfig, gen: Path, records: list[dict[str, Any]]) -> Any:
+    """The benchmark's grading strategy for ``scale: mt_bench`` (FastChat's single-answer prompts), else None."""
+    if config.scale != "mt_bench":
+        return None
+    check_benchmark_files(config)
+    protocol = protocol_for_pairs([gen], [records])
+    if protocol is None or protocol.grade_prompt is None:
+        raise LimaError(
+            f"scale: mt_bench grades MT-Bench answers (ids 81, 81:turn2, ...), and {gen} holds none; give "
+            "a FastChat model_answer file or lima generations of MT-Bench's question.jsonl"
+        )
+    return protocol.grade_prompt(config, records)
 
 
 def run_grading(
@@ -52,15 +69,16 @@ def run_grading(
         records = [r for r in records if r["prompt_id"] in keep]
         prompt_ids = prompt_ids[:limit]
     template = grading_template(config)  # a bad template stops the run before anything is written
+    prompts = grade_prompts(config, gen, records)  # MT-Bench's single-v1 family; checked before any request
     if dry_run:
         with DryRunClient(config.endpoint) as recorder:
-            grade_records(config, records, recorder, k, template)
+            grade_records(config, records, recorder, k, template, prompts)
         path = recorder.write(out_dir / "requests.jsonl")
         return {"model": model_name(records, gen), "requests_file": str(path), **recorder.totals()}
     cache = Path(config.cache) if config.cache else out_dir / "grade_cache.sqlite"
     with RunManifest(out_dir, "grade", config, inputs=[gen], seed=config.seed) as manifest:
         with LLMClient(config.endpoint, cache) as client:
-            rows = grade_records(config, records, client, k, template)
+            rows = grade_records(config, records, client, k, template, prompts)
             stats = client.stats.as_dict()
         with atomic_open(out_dir / "scores.jsonl") as fh:
             for row in rows:

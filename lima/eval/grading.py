@@ -1,6 +1,6 @@
 """The single-answer grading engine: every generation line graded ``samples`` times by an LLM.
 
-Two scales:
+Three scales:
 
 - ``likert`` (LIMA's ablation metric): helpfulness 1–6. A line's score is the mean of its parsed grades, a
   prompt's score the mean over its lines (the K sampled responses of LIMA's protocol: 5 responses per prompt,
@@ -9,6 +9,9 @@ Two scales:
   prompt), Pass (meets them) or Excellent (an excellent response to the prompt); a response graded more than
   once takes its most frequent label (the lower one on a tie). The summary gives the percentages over parsed
   responses, the counts and the errors.
+- ``mt_bench`` (FastChat's single-answer grading): 1–10 by FastChat's rating rule, the messages from the MT-Bench
+  protocol's strategy (``prompts``: single-v1 / single-math-v1 by category and turn); the summary's mean is
+  show_result's single-mode average, ``by_turn`` its per-turn means.
 
 A line that continues a conversation (``history``) is graded in context — the grader sees the conversation so
 far — so a multi-turn file grades each assistant turn where it was said (LIMA §4.4); the summary breaks the
@@ -25,12 +28,15 @@ from lima.core.io import stable_hash
 from lima.core.llm_client import ChatRequest, ChatResult, LLMClient
 from lima.eval.config import GradeConfig
 from lima.eval.metrics import bootstrap_ci
-from lima.eval.parsers import parse_likert
+from lima.eval.parsers import parse_fastchat_rating, parse_likert
 from lima.eval.reask import ask_until_parsed
 from lima.eval.records import judged_prompt
 from lima.eval.templates import clip, fill, load_template
 
 DEFAULT_TEMPLATES = {"likert": "likert_helpfulness.txt", "absolute": "lima_absolute.txt"}
+# mt_bench: FastChat's single-v1 family, whose messages come from the MT-Bench protocol's strategy (by category
+# and turn); this is its turn-1 template, checked like the others before anything is written.
+MT_BENCH_TEMPLATE = "mt_bench_single_v1.txt"
 ABSOLUTE_LABELS = ("fail", "pass", "excellent")  # worst to best
 _ABSOLUTE_LINE = re.compile(r"\b(?:grade|rating|label|verdict)\W{0,3}\s*\**\s*(fail|pass|excellent)\b", re.I)
 _ABSOLUTE_WORD = re.compile(r"\b(fail|pass|excellent)\b", re.I)
@@ -39,6 +45,7 @@ _ABSOLUTE_WORD = re.compile(r"\b(fail|pass|excellent)\b", re.I)
 GRAMMARS = {
     "absolute": 'root ::= "Fail" | "Pass" | "Excellent"',
     "likert": 'root ::= "Score: " [1-6]',
+    "mt_bench": 'root ::= "Rating: [[" ([1-9] | "10") "]]"',
 }
 
 
@@ -82,23 +89,38 @@ def absolute_summary(labels: list[str | None]) -> dict[str, Any]:
 
 def grading_template(config: GradeConfig) -> str:
     """The grader's template (``{prompt}``, ``{answer}``): the config's, or the scale's default."""
+    if config.scale == "mt_bench":
+        return load_template(MT_BENCH_TEMPLATE, ("question", "answer"))
     return load_template(config.template or DEFAULT_TEMPLATES[config.scale], ("prompt", "answer"))
 
 
 def grade_records(
-    config: GradeConfig, records: list[dict[str, Any]], client: LLMClient, k: int, template: str
+    config: GradeConfig,
+    records: list[dict[str, Any]],
+    client: LLMClient,
+    k: int,
+    template: str,
+    prompts: Any = None,
 ) -> list[dict[str, Any]]:
     """One row per generation line, each graded ``k`` times (unparseable replies re-asked): the score (mean
-    of its grades) or the label (the most frequent), the grades, errors and raw replies."""
+    of its grades) or the label (the most frequent), the grades, errors and raw replies. ``prompts``: a
+    benchmark's strategy whose ``messages(record, answer)`` replaces the template (MT-Bench's single-v1)."""
     absolute = config.scale == "absolute"
-    parse = parse_absolute if absolute else parse_likert
+    parse = {"absolute": parse_absolute, "likert": parse_likert, "mt_bench": parse_fastchat_rating}[
+        config.scale
+    ]
 
     def request(slot: tuple[int, int], attempt: int) -> ChatRequest:
         record, sample = records[slot[0]], slot[1]
         answer = clip(record["output"], config.max_answer_chars)
-        messages = [{"role": "user", "content": fill(template, prompt=judged_prompt(record), answer=answer)}]
-        if config.system_prompt:
-            messages.insert(0, {"role": "system", "content": config.system_prompt})
+        if prompts is not None:
+            messages = prompts.messages(record, answer)
+        else:
+            messages = [
+                {"role": "user", "content": fill(template, prompt=judged_prompt(record), answer=answer)}
+            ]
+            if config.system_prompt:
+                messages.insert(0, {"role": "system", "content": config.system_prompt})
         # Each sampled response is graded on its own draw, even when two responses read the same: the
         # response's sample index joins the draw, and every grade gets its own seed. The cache key is the
         # request as sent (seed included: lima.core.llm_client.request_key).
@@ -120,7 +142,9 @@ def grade_records(
             slots[slot]["error"] = result.error
             return True
         grade = parse(result.text or "")
-        slots[slot].update(raw=result.text, grade=grade, error=None if grade else "unparseable reply")
+        slots[slot].update(
+            raw=result.text, grade=grade, error=None if grade is not None else "unparseable reply"
+        )
         return grade is not None
 
     ask_until_parsed(client, list(slots), request, handle, config.parse_retries, "grading")
@@ -175,7 +199,7 @@ def grade_summary(
     ]
     low, high = bootstrap_ci(means, config.bootstrap, config.seed)
     result = {
-        "scale": "likert",
+        "scale": config.scale,
         "n": len(means),
         "errors": len(per_prompt) - len(means),
         "responses_graded": sum(1 for r in rows if r["score"] is not None),

@@ -50,6 +50,17 @@ def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str,
     return summary
 
 
+def check_benchmark_files(config: Any) -> None:
+    """``questions:`` and ``references:`` (a judge's or a grader's) name files that exist, before any request."""
+    for key, what in (("questions", "question.jsonl"), ("references", "reference_answer/gpt-4.jsonl")):
+        path = getattr(config, key, None)
+        if path and not Path(path).is_file():
+            raise LimaError(
+                f"{key}: {path} not found; give FastChat's {what} (fastchat/llm_judge/data/mt_bench/{what}) "
+                f"in the config or as {key}=PATH, or remove the key"
+            )
+
+
 def run_judging(
     config: JudgeConfig,
     gen_a: Path,
@@ -70,6 +81,7 @@ def run_judging(
             f"calibration_labels: {config.calibration_labels} not found; give the labels file the judge was "
             "calibrated on, or remove the field"
         )
+    check_benchmark_files(config)
     records_a = first_samples(read_generations(gen_a, config.allow_empty))
     records_b = first_samples(read_generations(gen_b, config.allow_empty))
     if detect(gen_b) is not None:  # a leaderboard model's answers cover the whole benchmark: keep A's prompts
@@ -94,7 +106,8 @@ def run_judging(
         )
         for a, b in pairs
     ]
-    prompts = protocol.pair_prompt(config) if protocol is not None and protocol.pair_prompt else None
+    # before any request: e.g. MT-Bench's questions, references and each model's turn-1 answer
+    prompts = protocol.pair_prompt(config, items) if protocol is not None and protocol.pair_prompt else None
     if dry_run:
         with DryRunClient(config.endpoint) as recorder:
             PairwiseJudge(config, recorder, prompts).judge(items, desc="dry run")

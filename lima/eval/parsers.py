@@ -81,6 +81,21 @@ def parse_fastchat_pair(text: str) -> Parsed | None:
     return None
 
 
+# FastChat llm_judge's single-answer rating (common.one_score_pattern and its backup).
+_FASTCHAT_RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
+
+
+def parse_fastchat_rating(text: str) -> float | None:
+    """FastChat's rule for single-v1 replies (``Rating: [[5]]``): the **first** ``[[n]]``, else the first
+    ``[n]``, any number (no range check, as FastChat); None where FastChat records its error value -1."""
+    for pattern in _FASTCHAT_RATING:
+        match = pattern.search(text)
+        if match is not None:
+            number = match.group(1)
+            return int(number) if number.isdigit() else float(number)
+    return None
+
+
 def parse_arena_hard(text: str) -> Parsed | None:
     match = _last(_ARENA, text)
     if match is None:

@@ -5,6 +5,7 @@ Layer: bottom (records, parsers, templates). Imports only ``lima.core``."""
 from __future__ import annotations
 
 import importlib.resources
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,10 +37,12 @@ def load_template(name: str, placeholders: Sequence[str]) -> str:
 
 
 def fill(template: str, **values: str) -> str:
-    """Substitute ``{name}`` placeholders literally (answers may contain braces, so no str.format)."""
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", value)
-    return template
+    """Substitute ``{name}`` placeholders literally (answers may contain braces, so no str.format), in one pass
+    as str.format does: a value that itself holds ``{answer_b}`` is shown as it is, not substituted again."""
+    if not values:
+        return template
+    pattern = re.compile("|".join(re.escape("{" + key + "}") for key in values))
+    return pattern.sub(lambda m: values[m.group(0)[1:-1]], template)
 
 
 def clip(text: str, limit: int | None) -> str:

@@ -86,6 +86,20 @@ def read_questions(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return questions
 
 
+def read_references(path: str | os.PathLike) -> dict[str, list[str]]:
+    """``{question_id: [reference answer per turn]}`` from a FastChat ``reference_answer/*.jsonl`` (its
+    ``choices[0].turns``, which FastChat's reference-guided prompts show)."""
+    references: dict[str, list[str]] = {}
+    for row in load_rows(path):
+        obj = require(row, "question_id", "choices")
+        choices = obj["choices"]
+        turns = choices[0].get("turns") if isinstance(choices, list) and choices else None
+        if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+            raise LimaError(f"{row.where}: choices[0].turns: expected a list of reference answers (strings)")
+        references[str(obj["question_id"])] = turns
+    return references
+
+
 def find_questions(path: Path, explicit: Path | None) -> dict[str, dict[str, Any]] | None:
     """The questions for an answer or judgment file: ``--questions``, else ``question.jsonl`` one folder up
     (FastChat's ``data/mt_bench/{question.jsonl, model_answer/, model_judgment/}`` layout)."""

@@ -5,10 +5,15 @@ A :class:`Protocol` bundles the strategies the engines take:
 
 - ``generate(config, out_path, model, prompts, limit)``: the generation plan (MT-Bench: turn 2 continues the
   model's own turn-1 answer, one pass per turn); None: one pass over the prompts;
-- ``pair_prompt(judge_config)``: the judge's :class:`lima.eval.judging.PairPrompt` for this benchmark, or
-  None for the config's template (MT-Bench: FastChat's pair-v2-multi-turn prompt for later turns, when the
-  judge uses the pair-v2 template that it belongs to);
-- ``pair_meta(record_a, record_b)``: what that prompt needs of a pair (MT-Bench: each model's conversation).
+- ``pair_meta(record_a, record_b)``: what the benchmark's prompt needs of a pair (MT-Bench: each model's
+  conversation);
+- ``pair_prompt(judge_config, items)``: the judge's :class:`lima.eval.judging.PairPrompt` for this benchmark's
+  pair items, or None for the config's template (MT-Bench: FastChat's pair-v2 family, when the judge uses its
+  pair-v2 template: reference-guided prompts by category from the config's ``questions:`` and
+  ``references:``, multi-turn prompts for turn 2). It raises a LimaError before any request when the items
+  cannot be shown as the benchmark shows them (a missing question, reference or history);
+- ``grade_prompt(grade_config, records)``: the grader's messages for each generation record, or None for the
+  config's template (MT-Bench: FastChat's single-answer prompts for ``scale: mt_bench``).
 
 Add a benchmark (issue #20: AlpacaEval, Arena-Hard and MT-Bench run exactly as their own code) by writing its
 module here and registering it in ``REGISTRY``.
@@ -31,10 +36,11 @@ from lima.eval.formats import detect
 class Protocol:
     name: str
     generate: Callable[..., Path] | None = None
-    pair_prompt: Callable[[Any], Any] | None = None
+    pair_prompt: Callable[[Any, Sequence[Any]], Any] | None = None
     pair_meta: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
     # lima generation records made under this protocol (ids it wrote), for files that name no format
     owns_records: Callable[[Sequence[dict[str, Any]]], bool] | None = None
+    grade_prompt: Callable[[Any, Sequence[dict[str, Any]]], Any] | None = None
 
 
 def _registry() -> dict[str, Protocol]:

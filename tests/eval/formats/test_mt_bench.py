@@ -144,7 +144,8 @@ def test_two_turn_generation_continues_the_models_own_answer(tmp_path):
 
 def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
     """pair-v2 for turn 1; for turn 2 FastChat's pair-v2-multi-turn: both whole conversations, each model's own
-    turn-1 answer, in both orders, with the multi-turn system prompt."""
+    turn-1 answer, in both orders, with the multi-turn system prompt. Question 83 (math) is judged by reference
+    (pair-math-v1, pair-math-v1-multi-turn)."""
     from lima.core.config import load_config
     from lima.eval.config import JudgeConfig
     from lima.eval.judge import run_judging
@@ -157,7 +158,16 @@ def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
         == 0
     )
     with FakeOpenAI(reply=lambda body: "[[A]]") as fake:
-        path = judge_config(tmp_path / "judge.yaml", fake, template="mt_bench_pair_v2.txt", parser="mtbench")
+        references = tmp_path / "gpt-4.jsonl"
+        references.write_text(json.dumps({"question_id": 83, "choices": [{"turns": ["REF 21", "REF 25"]}]}))
+        path = judge_config(
+            tmp_path / "judge.yaml",
+            fake,
+            template="mt_bench_pair_v2.txt",
+            parser="mtbench",
+            questions=str(DATA / "question.jsonl"),
+            references=str(references),
+        )
         summary = run_judging(
             load_config(path, JudgeConfig),
             ours,
@@ -199,6 +209,11 @@ def test_turn_two_is_judged_with_each_models_own_conversation(tmp_path, cli):
     assert turn1["messages"][-1]["content"].startswith(
         "[User Question]\nCompose a short travel blog post about Hawaii.\n\n"
     )
+    math = [b["messages"] for b in bodies if "What is 3 * 7?" in b["messages"][-1]["content"]]
+    assert len(math) == 4 and all(
+        "Reference Answer" in m[1]["content"] and "REF 21\n" in m[1]["content"] for m in math
+    )
+    assert sum("REF 25" in m[1]["content"] for m in math) == 2  # turn 2 shows both references
 
 
 def test_pair_judgments_round_trip(tmp_path, cli):

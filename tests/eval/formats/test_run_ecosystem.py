@@ -72,6 +72,10 @@ def test_run_on_benchmark_prompts_against_leaderboard_answers(tmp_path, tiny_mod
                     "template": "mt_bench_pair_v2.txt",
                     "parse_retries": 0,
                     "bootstrap": 100,
+                    # FastChat's pair-v2 family reads the categories from the question file (test_limit 2:
+                    # no math question, so no reference file)
+                    "questions": str(prompts) if fmt == "mt_bench" else None,
+                    "references": None,
                 },
             },
             "select": {"strategy": "last"},
@@ -89,14 +93,23 @@ def test_run_on_benchmark_prompts_against_leaderboard_answers(tmp_path, tiny_mod
     assert summary["standard_error"] == 0.0
 
 
-def test_mt_bench_example_config_uses_fastchats_pair_v2_system_prompt():
+def test_mt_bench_example_config_uses_fastchats_pair_judge():
+    """The example experiment judges with FastChat's MT-Bench pair judge, whose pair-v2 system prompt (sent with
+    the pair-v2 template) is FastChat's (tests/eval/formats/test_mt_bench_fastchat.py checks it byte for byte)."""
     config = yaml.safe_load((ROOT / "configs/experiments/mt_bench_lima_7b.yaml").read_text())
-    system = (ROOT / "lima/eval/prompts/mt_bench_pair_v2_system.txt").read_text().strip()
-    assert config["judge"]["overrides"]["system_prompt"] == system
-    template = (ROOT / "lima/eval/prompts/mt_bench_pair_v2.txt").read_text()
-    assert template.startswith(
-        "[User Question]\n{prompt}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n"
+    assert config["judge"]["config"] == "configs/judge/openai_mt_bench_pair.yaml"
+    assert config["judge"]["overrides"]["questions"] == config["test_prompts"]
+    assert config["judge"]["overrides"]["references"].endswith("mt_bench/reference_answer/gpt-4.jsonl")
+    judge = yaml.safe_load((ROOT / "configs/judge/openai_mt_bench_pair.yaml").read_text())
+    assert (judge["template"], judge["parser"], judge["max_tokens"], judge["parse_retries"]) == (
+        "mt_bench_pair_v2.txt",
+        "fastchat",
+        2048,
+        0,
     )
+    system = (ROOT / "lima/eval/prompts/mt_bench_pair_v2_system.txt").read_text().strip()
+    assert judge["endpoint"]["model"] == "gpt-4" and judge["system_prompt"] == system
+    assert "Avoid any position biases" in system
     assert (
         '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.' in system
     )
