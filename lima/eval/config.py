@@ -100,11 +100,6 @@ class JudgeConfig(Config):
         description="Arena-Hard run as arena-hard-auto runs that version: its system prompt(s), verdict rule, "
         "null-game rule, score and interval (None: not an Arena-Hard judge)",
     )
-    questions: str | None = Field(
-        None,
-        description="a benchmark's question.jsonl, for each question's category (Arena-Hard v2 picks the "
-        "system prompt by category)",
-    )
     system_prompt: str | None = None
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(512, ge=1)
@@ -161,8 +156,9 @@ class JudgeConfig(Config):
     )
     questions: str | None = Field(
         None,
-        description="MT-Bench: FastChat's question.jsonl (each question's category and turns); the pair-v2 "
-        "family (template mt_bench_pair_v2.txt) needs it to judge math, reasoning and coding by reference",
+        description="a benchmark's question.jsonl, for each question's category. MT-Bench: FastChat's (the "
+        "pair-v2 family, template mt_bench_pair_v2.txt, needs it to judge math, reasoning and coding by "
+        "reference); Arena-Hard v2: arena-hard-auto's (the system prompt is picked by category)",
     )
     references: str | None = Field(
         None,

@@ -109,8 +109,9 @@ def _categories(config: Any) -> dict[str, str]:
     return read_question_categories(Path(questions)) if questions else {}
 
 
-def pair_prompt(config: Any) -> ArenaHardPrompt | None:
-    """The strategy of the config's Arena-Hard version; None (the config's own template) without one."""
+def pair_prompt(config: Any, items: Sequence[Any] = ()) -> ArenaHardPrompt | None:
+    """The strategy of the config's Arena-Hard version; None (the config's own template) without one.
+    ``items``: the protocol hook's signature; every Arena-Hard item is judged with the same prompt."""
     version = getattr(config, "arena_hard_version", None)
     if version is None:
         return None
