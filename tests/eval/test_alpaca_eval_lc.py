@@ -25,6 +25,7 @@ from lima.eval.summary import summarize_judgments
 def _alpaca_eval_glm() -> types.ModuleType:
     """alpaca_eval's ``metrics.glm_winrate``. alpaca-eval 0.6.6 imports ``pkg_resources`` at import time (only
     to compare versions), which setuptools >= 81 no longer ships: give it ``packaging``'s parser instead."""
+    shimmed = False
     if "pkg_resources" not in sys.modules:
         try:
             import pkg_resources  # noqa: F401
@@ -34,10 +35,14 @@ def _alpaca_eval_glm() -> types.ModuleType:
             shim = types.ModuleType("pkg_resources")
             shim.parse_version = parse  # type: ignore[attr-defined]
             sys.modules["pkg_resources"] = shim
+            shimmed = True
     try:
         import alpaca_eval.metrics.glm_winrate as glm
     except ImportError as exc:  # a failure, not a skip: the equality test is the point of the extra
         pytest.fail(f"alpaca-eval is not installed ({exc}): pip install -e '.[anchors]' (make test does)")
+    finally:
+        if shimmed:  # alpaca_eval holds its own reference; nothing else in the session sees the stand-in
+            del sys.modules["pkg_resources"]
     return glm
 
 
