@@ -77,9 +77,12 @@ def _null(game: dict[str, Any]) -> bool:
     return game.get("level") not in ARENA_LEVELS
 
 
-def v01_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], list[str], int]:
-    """v0.1's battles in its order (per question: game 1, then game 2), each battle's question, and the number
-    of null games."""
+def version_battles(
+    judgments: Sequence[dict[str, Any]], version: str, weight: int = 3
+) -> tuple[list[float], list[str], int]:
+    """A version's battles in its own order, each battle's question, and the number of null games.
+    v0.1: per question game 1 then game 2, a null game weighs 0 and the other game counts; v2.0: game 2 then
+    game 1, a question with a null game is dropped."""
     battles: list[float] = []
     questions: list[str] = []
     nulls = 0
@@ -87,28 +90,13 @@ def v01_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[l
         games = _games(judgment)
         if games is None:
             continue
-        for game in games:
-            nulls += _null(game)
-            scores = game_battles(game, weight)  # a null game: weight 0
-            battles += scores
-            questions += [str(judgment.get("prompt_id"))] * len(scores)
-    return battles, questions, nulls
-
-
-def v2_battles(judgments: Sequence[dict[str, Any]], weight: int = 3) -> tuple[list[float], list[str], int]:
-    """v2's battles in its order (per question: game 2, then game 1), each battle's question, and the number
-    of null games (their questions dropped)."""
-    battles: list[float] = []
-    questions: list[str] = []
-    nulls = 0
-    for judgment in judgments:
-        games = _games(judgment)
-        if games is None:
-            continue
-        if any(_null(g) for g in games):
-            nulls += sum(_null(g) for g in games)
-            continue
-        scores = game_battles(games[1], weight) + game_battles(games[0], weight)
+        null = sum(_null(g) for g in games)
+        nulls += null
+        if version == "2.0":
+            if null:
+                continue
+            games = (games[1], games[0])
+        scores = [score for game in games for score in game_battles(game, weight)]  # a null game: weight 0
         battles += scores
         questions += [str(judgment.get("prompt_id"))] * len(scores)
     return battles, questions, nulls
@@ -135,7 +123,7 @@ def arena_hard_v01(
 ) -> dict[str, Any] | None:
     """v0.1's score and 95% interval (in %), as its ``show_result.py`` computes them for one model, and lima's
     own interval over questions."""
-    battles, questions, nulls = v01_battles(judgments, weight)
+    battles, questions, nulls = version_battles(judgments, "0.1", weight)
     if not battles:
         return None
     data = np.asarray(battles)
@@ -159,7 +147,7 @@ def arena_hard_v2(
 ) -> dict[str, Any] | None:
     """v2.0's score (the mean of the bootstrap means) and 90% interval (in %), for one model in one category,
     and lima's own interval over questions."""
-    battles, questions, nulls = v2_battles(judgments, weight)
+    battles, questions, nulls = version_battles(judgments, "2.0", weight)
     if not battles:
         return None
     data = np.asarray(battles)
