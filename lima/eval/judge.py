@@ -52,13 +52,15 @@ def summarize(judgments: list[dict[str, Any]], config: JudgeConfig) -> dict[str,
 
 def check_benchmark_files(config: Any) -> None:
     """``questions:`` and ``references:`` (a judge's or a grader's) name files that exist, before any request."""
-    for key, what in (("questions", "question.jsonl"), ("references", "reference_answer/gpt-4.jsonl")):
+    wanted = {
+        "questions": "the benchmark's question.jsonl (FastChat: fastchat/llm_judge/data/mt_bench/question.jsonl; "
+        "arena-hard-auto v2: data/arena-hard-v2.0/question.jsonl)",
+        "references": "FastChat's fastchat/llm_judge/data/mt_bench/reference_answer/gpt-4.jsonl",
+    }
+    for key, what in wanted.items():
         path = getattr(config, key, None)
         if path and not Path(path).is_file():
-            raise LimaError(
-                f"{key}: {path} not found; give FastChat's {what} (fastchat/llm_judge/data/mt_bench/{what}) "
-                f"in the config or as {key}=PATH, or remove the key"
-            )
+            raise LimaError(f"{key}: {path} not found; give {what} in the config or as {key}=PATH, or remove the key")
 
 
 def run_judging(
