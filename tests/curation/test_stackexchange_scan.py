@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lima.curation.config import StackExchangeFilters
+from lima.curation.sources import posts_xml
 from lima.curation.sources import stackexchange as se
 from lima.curation.types import ShardCounts
 
@@ -28,7 +29,7 @@ RULES = {
 def _read(path: Path, rules: StackExchangeFilters, monkeypatch, scan: bool):
     """(records, counts, how the rows were read) of one run, with the byte scan on or off."""
     served = {"scanned": 0, "full_parses": 0}
-    scan_rows, rows = se._scan_rows, se._rows
+    scan_rows, rows = posts_xml.scan_rows, posts_xml.iter_rows
 
     def counting_scan(*args):
         for item in scan_rows(*args):
@@ -40,8 +41,8 @@ def _read(path: Path, rules: StackExchangeFilters, monkeypatch, scan: bool):
         return rows(*args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(se, "_scan_rows", counting_scan if scan else lambda *args: iter(()))
-        patch.setattr(se, "_rows", counting_rows)
+        patch.setattr(posts_xml, "scan_rows", counting_scan if scan else lambda *args: iter(()))
+        patch.setattr(posts_xml, "iter_rows", counting_rows)
         counts = ShardCounts()
         records = [
             (type(x).__name__, x.to_dict())
@@ -117,4 +118,4 @@ def test_scan_and_full_parse_agree_when_rows_are_not_one_per_line(shared_data, t
 def test_prolog_decides_whether_rows_parse_alone(tmp_path, head, expected):
     path = tmp_path / "Posts.xml"
     path.write_bytes(head + b"</posts>\n")
-    assert se._prolog(path) == expected
+    assert posts_xml.prolog(path) == expected
