@@ -1,10 +1,13 @@
-"""Imports only go down: no import circle anywhere in ``lima`` (module- and function-level imports alike), and
-inside ``lima/eval`` no module imports a layer above its own (the layers of ``lima/eval/README.md``)."""
+"""Imports only go down: no import circle anywhere in ``lima`` (module- and function-level imports alike); core
+below the stages below the pipeline; inside each stage and the pipeline no module imports a layer above its own
+(the layers of ``lima/<stage>/README.md``)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "lima"
 
@@ -107,46 +110,124 @@ def test_no_import_circle_in_lima():
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-# lima/eval's layers (lima/eval/README.md), bottom first: a module imports its own layer or those below.
-EVAL_LAYERS = {
-    "bottom": ("config", "decoding", "parsers", "records", "templates"),
-    "metrics": ("metrics", "alpaca_eval_lc", "arena_hard_stats", "summary"),
-    "engines": ("reask", "judging", "calibration", "backends", "generation", "grading"),
-    "adapters": ("formats", "inputs", "agreement"),
-    "protocols": ("protocols",),
-    "runners": ("judge", "grade", "calibrate", "generate", "report", "resume_guard"),
-    "commands": ("commands",),
+# Each stage's layers (its README.md), bottom first: a module imports its own layer or those below.
+STAGE_LAYERS = {
+    "eval": {
+        "bottom": ("config", "decoding", "parsers", "records", "templates"),
+        "metrics": ("metrics", "alpaca_eval_lc", "arena_hard_stats", "summary"),
+        "engines": ("reask", "judging", "calibration", "backends", "generation", "grading"),
+        "adapters": ("formats", "inputs", "agreement"),
+        "protocols": ("protocols",),
+        "runners": ("judge", "grade", "calibrate", "generate", "report", "resume_guard"),
+        "commands": ("commands",),
+    },
+    "curation": {
+        "records": ("types", "files", "config", "html", "lengths"),
+        "engines": ("filters", "dedup", "embed", "quality", "select", "empty"),
+        "adapters": ("sources",),
+        "runners": ("shards", "steps", "executor", "counts", "shortfall", "report", "run"),
+        "commands": ("commands",),
+    },
+    "finetune": {
+        "records": ("config", "template", "tokens", "loss", "memtrace", "dropout", "checkpoints"),
+        "engines": ("data", "model", "trainer", "estimate", "export"),
+        "runners": ("run",),
+        "commands": ("commands",),
+    },
+    "pipeline": {
+        "records": ("config", "stages", "changes"),
+        "engines": ("select",),
+        "runners": ("report", "run", "ablate"),
+        "commands": ("commands",),
+    },
 }
+STAGES = ("curation", "finetune", "eval")
 
 
-def _eval_layer(module: str) -> int | None:
+def _layer(stage: str, module: str) -> int | None:
     parts = module.split(".")
-    if parts[:2] != ["lima", "eval"] or len(parts) < 3:
+    if parts[:2] != ["lima", stage] or len(parts) < 3:
         return None
-    for rank, names in enumerate(EVAL_LAYERS.values()):
+    for rank, names in enumerate(STAGE_LAYERS[stage].values()):
         if parts[2] in names:
             return rank
     raise AssertionError(
-        f"{module}: not in any layer of lima/eval/README.md; add it there and to EVAL_LAYERS"
+        f"{module}: not in any layer of lima/{stage}/README.md; add it there and to STAGE_LAYERS"
     )
 
 
-def test_lima_eval_imports_only_go_down():
-    names = list(EVAL_LAYERS)
+def upward_imports(stage: str, edges: dict[str, set[str]]) -> list[str]:
+    names = list(STAGE_LAYERS[stage])
     upward = []
-    for module, targets in import_graph().items():
-        own = _eval_layer(module)
+    for module, targets in edges.items():
+        own = _layer(stage, module)
         if own is None:
             continue
         for target in targets:
-            rank = _eval_layer(target)
+            rank = _layer(stage, target)
             if rank is not None and rank > own:
                 upward.append(f"{module} ({names[own]}) imports {target} ({names[rank]})")
-    assert not upward, "imports that go up: " + "; ".join(sorted(upward))
+    return sorted(upward)
 
 
-def test_the_layers_are_written_down():
-    readme = (ROOT / "eval" / "README.md").read_text(encoding="utf-8")
-    for names in EVAL_LAYERS.values():
-        for name in names:
-            assert f"`{name}" in readme, f"lima/eval/README.md does not mention {name}"
+def test_an_upward_import_is_found():
+    edges = {"lima.finetune.config": {"lima.finetune.run"}, "lima.finetune.run": {"lima.finetune.config"}}
+    assert upward_imports("finetune", edges) == [
+        "lima.finetune.config (records) imports lima.finetune.run (runners)"
+    ]
+
+
+@pytest.mark.parametrize("stage", list(STAGE_LAYERS))
+def test_imports_inside_a_stage_only_go_down(stage):
+    upward = upward_imports(stage, import_graph())
+    assert not upward, "imports that go up: " + "; ".join(upward)
+
+
+def cross_package_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Core imports only core; a stage imports core and itself; the pipeline anything but the CLI."""
+
+    def package(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 and parts[1] in (*STAGES, "core", "pipeline") else "top"
+
+    allowed = {"core": {"core"}, "pipeline": {"core", "pipeline", *STAGES}}
+    wrong = []
+    for module, targets in edges.items():
+        own = package(module)
+        if own == "top":  # lima.cli and lima.__main__ gather every command
+            continue
+        for target in targets:
+            if package(target) not in allowed.get(own, {"core", own}):
+                wrong.append(f"{module} imports {target}")
+    return sorted(wrong)
+
+
+def test_a_cross_package_import_is_found():
+    edges = {
+        "lima.core.io": {"lima.eval.metrics"},
+        "lima.eval.judge": {"lima.finetune.run", "lima.core.io"},
+        "lima.pipeline.run": {"lima.eval.judge"},
+        "lima.cli": {"lima.pipeline.commands"},
+    }
+    assert cross_package_imports(edges) == [
+        "lima.core.io imports lima.eval.metrics",
+        "lima.eval.judge imports lima.finetune.run",
+    ]
+
+
+def test_core_below_the_stages_below_the_pipeline():
+    wrong = cross_package_imports(import_graph())
+    assert not wrong, "imports across packages that go up or sideways: " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("package", ["core", *STAGE_LAYERS])
+def test_every_module_is_written_down(package):
+    """Each package's README.md names every module (and, for a stage, every module is in a layer)."""
+    readme = (ROOT / package / "README.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / package).iterdir()):
+        name = path.stem if path.suffix == ".py" else path.name
+        if name.startswith("_") or not (path.suffix == ".py" or (path / "__init__.py").exists()):
+            continue
+        assert f"`{name}`" in readme, f"lima/{package}/README.md does not mention {name}"
+        if package in STAGE_LAYERS:
+            assert _layer(package, f"lima.{package}.{name}") is not None
