@@ -70,8 +70,14 @@ def main() -> None:
         try:
             report["results"][method] = check(method, args.model, args.max_length, args.set)
         except Exception as exc:  # recorded, and the next method still runs
-            report["results"][method] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
-        print(json.dumps({method: {k: v for k, v in report["results"][method].items() if k != "trace"}}), flush=True)
+            report["results"][method] = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "trace": traceback.format_exc()[-2000:],
+            }
+        print(
+            json.dumps({method: {k: v for k, v in report["results"][method].items() if k != "trace"}}),
+            flush=True,
+        )
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     report["ok"] = all(r.get("within_10pct") for r in report["results"].values())
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -53,7 +53,11 @@ def main() -> None:
     for name, r in rows.items():
         cells = [f"{r['breakdown'].get(t, 0):.2f}" for t in terms]
         hf = f"{r['hf_loss_peak_gib']:.2f}" if "hf_loss_peak_gib" in r else "-"
-        lines.append(f"| {name} | {r['gpus']} | {r['peak_gib']:.2f} | {r['goal_gib']} | " + " | ".join(cells) + f" | {hf} |")
+        lines.append(
+            f"| {name} | {r['gpus']} | {r['peak_gib']:.2f} | {r['goal_gib']} | "
+            + " | ".join(cells)
+            + f" | {hf} |"
+        )
     Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

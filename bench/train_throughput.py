@@ -108,7 +108,11 @@ def child_lima(args: argparse.Namespace) -> dict:
     run_training(config, out / "run", data=Path(args.data))
     manifest = json.loads((out / "run" / "manifest.json").read_text())
     tokens = manifest["data_stats"]["train"]["tokens"] * args.epochs
-    return {"train_runtime_s": manifest["train_runtime_s"], "tokens": tokens, "peak_memory_mb": _peak_memory_mb()}
+    return {
+        "train_runtime_s": manifest["train_runtime_s"],
+        "tokens": tokens,
+        "peak_memory_mb": _peak_memory_mb(),
+    }
 
 
 def child_trl(args: argparse.Namespace) -> dict:
@@ -142,7 +146,11 @@ def child_trl(args: argparse.Namespace) -> dict:
                          peft_config=peft_config)  # fmt: skip
     output = trainer.train()
     tokens = _count_tokens(args.model, args.data, args.max_length) * args.epochs
-    return {"train_runtime_s": output.metrics["train_runtime"], "tokens": tokens, "peak_memory_mb": _peak_memory_mb()}
+    return {
+        "train_runtime_s": output.metrics["train_runtime"],
+        "tokens": tokens,
+        "peak_memory_mb": _peak_memory_mb(),
+    }
 
 
 def _run_child(side: str, args: argparse.Namespace) -> dict:
@@ -159,10 +167,24 @@ def _run_child(side: str, args: argparse.Namespace) -> dict:
 
 # --- GPU mode (and its CPU --smoke twin) -------------------------------------------------------------------
 
-LLAMA_8B = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-            "intermediate_size": 14336, "vocab_size": 128256}  # fmt: skip  (Llama-3.1-8B)
-SMOKE_ARCH = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-              "intermediate_size": 128, "vocab_size": 1024}  # fmt: skip  (vocabulary > the tokenizer's, as at 8B)
+# Llama-3.1-8B
+LLAMA_8B = {
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "vocab_size": 128256,
+}
+# The vocabulary is larger than the tokenizer's, as at 8B.
+SMOKE_ARCH = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 1024,
+}
 RECIPES = {"lora": "lima_lora.yaml", "qlora": "lima_qlora.yaml", "full": "lima.yaml"}
 FLOPS_PER_PARAM = {"lora": 4, "qlora": 4, "full": 6}  # fwd 2N + input-grad bwd 2N (+ weight-grad bwd 2N)
 LENGTHS_FILE = ROOT / "bench" / "results" / "train_throughput_gpu_lengths.json"
@@ -227,7 +249,10 @@ def synthetic_records(tokenizer, lengths: list[int]) -> list[dict]:
         def words(n: int) -> str:
             return " ".join(["the"] * n)  # "the" and " the" are one token each in the tiny BPE
 
-        messages = [{"role": "user", "content": words(n_user)}, {"role": "assistant", "content": words(n_answer)}]
+        messages = [
+            {"role": "user", "content": words(n_user)},
+            {"role": "assistant", "content": words(n_answer)},
+        ]
         return {"id": f"syn-{i}", "source": "bench", "messages": messages}
 
     def n_tokens(rec: dict) -> int:
@@ -405,7 +430,9 @@ def train_job(job: dict) -> dict:
             pass
     end = job["warmup"] + job["steps"]
     if set(timer.marks) != {job["warmup"], end}:
-        raise RuntimeError(f"training ended after steps {sorted(timer.marks)}; expected {end} (too few examples?)")
+        raise RuntimeError(
+            f"training ended after steps {sorted(timer.marks)}; expected {end} (too few examples?)"
+        )
     (t0, n0), (t1, n1) = timer.marks[job["warmup"]], timer.marks[end]
     peak_gib = torch.cuda.max_memory_allocated() / 2**30 if cuda else _peak_memory_mb() / 1024
     return {"status": "ok", "tokens_per_s": (n1 - n0) / (t1 - t0), "timed_tokens": n1 - n0,
@@ -459,7 +486,9 @@ def write_report(report: dict, out: Path) -> None:
             if r is None:
                 continue
             if r.get("status") != "ok":
-                lines.append(f"| {method} | {side} | {r.get('status')}: {r.get('error') or r.get('reason')} | | | | | |")
+                lines.append(
+                    f"| {method} | {side} | {r.get('status')}: {r.get('error') or r.get('reason')} | | | | | |"
+                )
                 continue
             speedup = row.get("speedup") if side == "lima" else None
             lines.append(f"| {method} | {side} | {r['tokens_per_s']:,.0f} | {r['peak_memory_gib']:.2f} | "
@@ -487,7 +516,9 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-", dir=args.work or _default_work(smoke)))
 
     lengths = json.loads(args.lengths.read_text())["lengths"]
-    lengths_source = str(args.lengths.relative_to(ROOT) if args.lengths.is_relative_to(ROOT) else args.lengths)
+    lengths_source = str(
+        args.lengths.relative_to(ROOT) if args.lengths.is_relative_to(ROOT) else args.lengths
+    )
     batch = {m: args.qlora_batch_size if m == "qlora" else args.batch_size for m in methods}
     # Timed steps scale with 1/batch so every method times about as many examples.
     steps = {m: max(args.timed_steps, args.timed_steps * args.batch_size // batch[m]) for m in methods}
@@ -498,7 +529,9 @@ def run_gpu_bench(args: argparse.Namespace) -> dict:
     if "full" in methods:
         models["full"] = args.full_layers
     print(f"building random-weight models {models} in {work} ...", flush=True)
-    built = _dispatch({"kind": "build", "arch": arch, "models": models, "work": str(work)}, in_process, args.job_timeout)
+    built = _dispatch(
+        {"kind": "build", "arch": arch, "models": models, "work": str(work)}, in_process, args.job_timeout
+    )
     if built.get("status") == "error":
         raise SystemExit(f"building the models failed: {built['error']}")
     peak, peak_source = peak_bf16_tflops(built["device"], args.peak_tflops)
@@ -593,7 +626,9 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
     lengths = json.loads(args.lengths.read_text())["lengths"]
     n_examples = (args.warmup_steps + args.timed_steps) * args.batch_size
     data = work / "data.jsonl"
-    write_records(data, synthetic_records(tokenizer, sample_lengths(lengths, n_examples, args.max_length, args.seed)))
+    write_records(
+        data, synthetic_records(tokenizer, sample_lengths(lengths, n_examples, args.max_length, args.seed))
+    )
     report = {
         "mode": "cpu adapters (QLoRA vs LoRA)",
         "device": _device_name(),
@@ -601,8 +636,12 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
         "data": f"{n_examples} synthetic examples, lengths from {args.lengths.name} rescaled to max_length "
         f"{args.max_length} (the first pinned there)",
         "settings": {
-            "batch_size": args.batch_size, "max_length": args.max_length, "warmup_steps": args.warmup_steps,
-            "timed_steps": args.timed_steps, "lora": LORA, "recipes": {m: RECIPES[m] for m in ("lora", "qlora")},
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "warmup_steps": args.warmup_steps,
+            "timed_steps": args.timed_steps,
+            "lora": LORA,
+            "recipes": {m: RECIPES[m] for m in ("lora", "qlora")},
             "threads": torch.get_num_threads(),
         },
         "versions": {name: _version(name) for name in ("torch", "transformers", "peft", "bitsandbytes")},
@@ -640,7 +679,10 @@ def run_cpu_adapter_bench(args: argparse.Namespace) -> dict:
                          f"{r['load_avg_1m']} |")  # fmt: skip
     if "qlora_vs_lora" in report:
         ratio = report["qlora_vs_lora"]
-        lines += ["", f"QLoRA / LoRA: peak memory {ratio['peak_memory']:.2f}x, step time {ratio['step_time']:.2f}x."]
+        lines += [
+            "",
+            f"QLoRA / LoRA: peak memory {ratio['peak_memory']:.2f}x, step time {ratio['step_time']:.2f}x.",
+        ]
     with atomic_open(args.out.with_suffix(".md")) as fh:
         fh.write("\n".join(lines) + "\n")
     shutil.rmtree(work, ignore_errors=True)
@@ -674,36 +716,63 @@ def write_lengths(path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--child", choices=["lima", "trl"])
     parser.add_argument("--model", help="model directory (default: a tiny random Llama built here)")
     parser.add_argument("--data", help="records JSONL (default: the first --records LIMA examples)")
     parser.add_argument("--records", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, help="per-device batch (cpu 8, gpu 4 for lora/full, smoke 2)")
+    parser.add_argument(
+        "--batch-size", type=int, help="per-device batch (cpu 8, gpu 4 for lora/full, smoke 2)"
+    )
     parser.add_argument("--max-length", type=int, help="cpu/gpu 2048, smoke 128")
     parser.add_argument("--out", type=Path, help="report JSON (a .md is written beside it in --gpu/--smoke)")
     gpu = parser.add_argument_group("--gpu / --smoke")
-    gpu.add_argument("--gpu", action="store_true", help="8B-class model on the CUDA GPU, methods x {lima, trl}")
-    gpu.add_argument("--smoke", action="store_true", help="the --gpu code path on CPU with a tiny Llama, in-process")
+    gpu.add_argument(
+        "--gpu", action="store_true", help="8B-class model on the CUDA GPU, methods x {lima, trl}"
+    )
+    gpu.add_argument(
+        "--smoke", action="store_true", help="the --gpu code path on CPU with a tiny Llama, in-process"
+    )
     gpu.add_argument("--methods", default="lora,qlora,full")
     gpu.add_argument("--warmup-steps", type=int, default=None, help="untimed steps first (gpu 2, smoke 1)")
-    gpu.add_argument("--timed-steps", type=int, default=None, help="timed steps at --batch-size (gpu 8, smoke 2)")
-    gpu.add_argument("--qlora-batch-size", type=int, default=1, help="1: QLoRA's peak is at 2,048 tokens per step")
-    gpu.add_argument("--full-layers", type=int, help="decoder layers of the full fine-tuning model (gpu 8, smoke 1)")
-    gpu.add_argument("--peak-tflops", type=float, help="dense bf16 peak of the device (default: by device name)")
+    gpu.add_argument(
+        "--timed-steps", type=int, default=None, help="timed steps at --batch-size (gpu 8, smoke 2)"
+    )
+    gpu.add_argument(
+        "--qlora-batch-size", type=int, default=1, help="1: QLoRA's peak is at 2,048 tokens per step"
+    )
+    gpu.add_argument(
+        "--full-layers", type=int, help="decoder layers of the full fine-tuning model (gpu 8, smoke 1)"
+    )
+    gpu.add_argument(
+        "--peak-tflops", type=float, help="dense bf16 peak of the device (default: by device name)"
+    )
     gpu.add_argument("--lengths", type=Path, help=f"lengths JSON (default {LENGTHS_FILE.relative_to(ROOT)})")
-    gpu.add_argument("--write-lengths", type=Path, help="tokenize LIMA's training set, write its lengths, exit")
-    gpu.add_argument("--lima-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra lima config overrides")
-    gpu.add_argument("--isolate", action="store_true", help="--smoke: each run in its own subprocess, as --gpu does")
+    gpu.add_argument(
+        "--write-lengths", type=Path, help="tokenize LIMA's training set, write its lengths, exit"
+    )
+    gpu.add_argument(
+        "--lima-set", nargs="*", default=[], metavar="KEY=VALUE", help="extra lima config overrides"
+    )
+    gpu.add_argument(
+        "--isolate", action="store_true", help="--smoke: each run in its own subprocess, as --gpu does"
+    )
     gpu.add_argument("--job-timeout", type=float, default=300, help="seconds per subprocess run")
-    gpu.add_argument("--work", help="where models and runs go (default: /dev/shm if it has 40 GiB free, else temp)")
+    gpu.add_argument(
+        "--work", help="where models and runs go (default: /dev/shm if it has 40 GiB free, else temp)"
+    )
     gpu.add_argument("--keep-work", action="store_true")
     gpu.add_argument("--seed", type=int, default=0)
     gpu.add_argument("--job", help=argparse.SUPPRESS)
     cpu = parser.add_argument_group("--cpu-adapters")
-    cpu.add_argument("--cpu-adapters", action="store_true",
-                     help="QLoRA vs LoRA on CPU with lima (--model, default the embedded 135M): step time, peak RSS")
+    cpu.add_argument(
+        "--cpu-adapters",
+        action="store_true",
+        help="QLoRA vs LoRA on CPU with lima (--model, default the embedded 135M): step time, peak RSS",
+    )
     args = parser.parse_args()
 
     if args.job:
@@ -723,8 +792,13 @@ def main() -> None:
         print(f"-> {args.out}: {json.dumps(report.get('qlora_vs_lora'))}")
         return
     if args.gpu or args.smoke:
-        defaults = {"warmup_steps": (1, 2), "timed_steps": (2, 8), "batch_size": (2, 4), "max_length": (128, 2048),
-                    "full_layers": (1, 8)}
+        defaults = {
+            "warmup_steps": (1, 2),
+            "timed_steps": (2, 8),
+            "batch_size": (2, 4),
+            "max_length": (128, 2048),
+            "full_layers": (1, 8),
+        }
         for key, (smoke_value, gpu_value) in defaults.items():
             if getattr(args, key) is None:
                 setattr(args, key, smoke_value if args.smoke else gpu_value)
@@ -781,7 +855,9 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for side in ("lima", "trl"):
         r = results[side]
-        print(f"{side:5s} {r['tokens_per_s']:10.0f} tokens/s  peak {r['peak_memory_mb']:8.0f} MB  ({r['train_runtime_s']:.1f} s)")
+        print(
+            f"{side:5s} {r['tokens_per_s']:10.0f} tokens/s  peak {r['peak_memory_mb']:8.0f} MB  ({r['train_runtime_s']:.1f} s)"
+        )
     print(f"speedup {speedup:.2f}x  -> {args.out}")
 
 

@@ -46,9 +46,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
     verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Show third-party notices and deprecation warnings (hidden by default)."
+        False,
+        "--verbose",
+        "-v",
+        help="Show third-party notices and deprecation warnings (hidden by default).",
     ),
 ) -> None:
     """LIMA-style alignment toolkit."""

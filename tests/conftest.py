@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(config, items):
     from lima.core.judge_server import judge_server_available
 
     if not judge_server_available():
-        skip_server = pytest.mark.skip(reason="needs llama-cpp-python[server] (pip install -e '.[judge-server]')")
+        skip_server = pytest.mark.skip(
+            reason="needs llama-cpp-python[server] (pip install -e '.[judge-server]')"
+        )
         for item in items:
             if "server" in item.keywords:
                 item.add_marker(skip_server)

@@ -34,7 +34,9 @@ def checkpoint_info(path: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelResolutionError(f"{info_path}: unreadable checkpoint info ({exc}); re-run or re-export") from None
+        raise ModelResolutionError(
+            f"{info_path}: unreadable checkpoint info ({exc}); re-run or re-export"
+        ) from None
 
 
 def _stop_at_end_of_turn(model: Any, tokenizer: Any, generation_dir: Path | None, eot: str | None) -> None:
@@ -51,7 +53,9 @@ def _stop_at_end_of_turn(model: Any, tokenizer: Any, generation_dir: Path | None
                 ids.add(token_id)
     model.generation_config.eos_token_id = sorted(ids)
     if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(ids)
+        model.generation_config.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(ids)
+        )
 
 
 def load_for_inference(spec: str | Path, dtype: Any = None, device: Any = None) -> tuple[Any, Any]:

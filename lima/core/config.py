@@ -152,7 +152,9 @@ _TYPE_WORDS = {
 def _describe(error: dict[str, Any], schema: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
     # Drop pydantic's union/tag path components (e.g. 'function-after[...]') from the shown key.
-    shown = ".".join(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or ("-" in p and "(" in p))))
+    shown = ".".join(
+        str(p) for p in loc if not (isinstance(p, str) and ("[" in p or ("-" in p and "(" in p)))
+    )
     kind = error["type"]
     if kind == "extra_forbidden":
         hint = did_you_mean(str(loc[-1]), _fields_at(schema, loc[:-1]))

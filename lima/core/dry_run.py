@@ -69,7 +69,9 @@ class DryRunClient:
     def complete(self, request: ChatRequest) -> ChatResult:
         return self.complete_many([request])[0]
 
-    def complete_many(self, requests: list[ChatRequest], desc: str = "", progress: bool = True) -> list[ChatResult]:
+    def complete_many(
+        self, requests: list[ChatRequest], desc: str = "", progress: bool = True
+    ) -> list[ChatResult]:
         self.recorded.extend(_Recorded(self.endpoint, r) for r in requests)
         return [ChatResult(r.key, None, NOT_SENT) for r in requests]
 
@@ -109,7 +111,9 @@ class DryRunClient:
             prompt_tokens += tokens
             completion_ceiling += ceiling
             endpoint = entry.endpoint
-            priced |= bool(endpoint.price_per_million_input_tokens or endpoint.price_per_million_output_tokens)
+            priced |= bool(
+                endpoint.price_per_million_input_tokens or endpoint.price_per_million_output_tokens
+            )
             prompt_cost += tokens * endpoint.price_per_million_input_tokens / 1e6
             completion_cost += ceiling * endpoint.price_per_million_output_tokens / 1e6
         return {

@@ -272,13 +272,9 @@ class LLMClient:
             + completion_tokens * self.endpoint.price_per_million_output_tokens
         ) / 1e6
         if self.cache is not None:
-            self.cache.put(
-                key, texts, prompt_tokens, completion_tokens, response.model or "", logprobs
-            )
+            self.cache.put(key, texts, prompt_tokens, completion_tokens, response.model or "", logprobs)
         first = texts[0] if texts else ""
-        return ChatResult(
-            request.key, first, None, False, prompt_tokens, completion_tokens, texts, logprobs
-        )
+        return ChatResult(request.key, first, None, False, prompt_tokens, completion_tokens, texts, logprobs)
 
     # -- the embedded server's crashes ---------------------------------------------------------------
     async def _server_died(self) -> bool:

@@ -83,8 +83,7 @@ def check_model_dir(path: Path, spec: str) -> None:
         f"model {spec!r}: {path} is not a model folder (no config.json"
         + (f", and {ggufs} .gguf files: name one" if ggufs > 1 else "")
         + "); give a folder with config.json and weights, a `lima train` checkpoint "
-        "(OUT/checkpoints/epoch-N), a hub id, or "
-        + DEFAULT_MODEL
+        "(OUT/checkpoints/epoch-N), a hub id, or " + DEFAULT_MODEL
     )
 
 

@@ -60,7 +60,9 @@ def check_benchmark_files(config: Any) -> None:
     for key, what in wanted.items():
         path = getattr(config, key, None)
         if path and not Path(path).is_file():
-            raise LimaError(f"{key}: {path} not found; give {what} in the config or as {key}=PATH, or remove the key")
+            raise LimaError(
+                f"{key}: {path} not found; give {what} in the config or as {key}=PATH, or remove the key"
+            )
 
 
 def run_judging(

@@ -28,7 +28,10 @@ def winrate_chart(summaries: dict[str, dict[str, Any]], path: Path, model: str |
 
 
 def _stacked_bars(
-    summaries: dict[str, dict[str, Any]], parts: tuple[tuple[str, str, str, str], ...], path: Path, xlabel: str
+    summaries: dict[str, dict[str, Any]],
+    parts: tuple[tuple[str, str, str, str], ...],
+    path: Path,
+    xlabel: str,
 ) -> Path:
     """Horizontal stacked percentage bars, one per summary; ``parts`` are (key, legend, colour, text colour)
     and a segment of at least 6% is labelled with its value."""

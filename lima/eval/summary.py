@@ -224,10 +224,17 @@ def summarize_file(
     for j in judgments:
         # Arena-Hard v2 scores each category against its own baseline: one summary per category
         category = category_of(j) if version_of(j) == "2.0" else None
-        groups.setdefault((str(j.get("model_a") or "A"), str(j.get("model_b") or "B"), category), []).append(j)
+        groups.setdefault((str(j.get("model_a") or "A"), str(j.get("model_b") or "B"), category), []).append(
+            j
+        )
     pairs = []
     for (a, b, c), rows in groups.items():
-        pair = {"model_a": a, "model_b": b, **({"category": c} if c else {}), **summarize_judgments(rows, resamples, seed)}
+        pair = {
+            "model_a": a,
+            "model_b": b,
+            **({"category": c} if c else {}),
+            **summarize_judgments(rows, resamples, seed),
+        }
         if alpaca_eval_difficulty is not None or alpaca_eval_gamed is not None:
             where = f"{path} ({a} vs {b})" if len(groups) > 1 else str(path)
             pair.update(alpaca_eval_lc(rows, where, alpaca_eval_difficulty, alpaca_eval_gamed))

@@ -15,7 +15,9 @@ def train(
     data: Path = typer.Option(None, "--data", help="Training records (JSONL); overrides the config's data."),
     dev: Path = typer.Option(None, "--dev", help="Dev records (JSONL) for a loss per epoch."),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/train-<config name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last resume state."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last resume state."
+    ),
 ) -> None:
     """Fine-tune a model on example records (LoRA, QLoRA, DoRA or full) with LIMA's recipe."""
     from lima.core.cli_util import files_matching, raise_on_sigterm
@@ -60,8 +62,12 @@ def export(
 
 def estimate(
     config: Path = typer.Argument(..., help="A train config, e.g. configs/train/lima_qlora.yaml."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. batch_size=1 max_length=4096."),
-    gpus: int = typer.Option(1, "--gpus", help="GPUs the run shards over (FSDP/ZeRO-3); the peak is per GPU."),
+    overrides: list[str] = typer.Argument(
+        None, help="key=value overrides, e.g. batch_size=1 max_length=4096."
+    ),
+    gpus: int = typer.Option(
+        1, "--gpus", help="GPUs the run shards over (FSDP/ZeRO-3); the peak is per GPU."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (peak_gib, breakdown, cards)."),
 ) -> None:
     """Peak GPU memory of one training step, without a GPU or weights (a config.json is enough)."""

@@ -52,7 +52,9 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     for _, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) > 0 and (n is None or len(module) == n):
             first = module[0]
-            if any(hasattr(first, a) for a in _ATTENTION_NAMES) and any(hasattr(first, m) for m in _MLP_NAMES):
+            if any(hasattr(first, a) for a in _ATTENTION_NAMES) and any(
+                hasattr(first, m) for m in _MLP_NAMES
+            ):
                 return module
     raise LimaError(
         f"residual dropout: cannot find the decoder layers of {type(model).__name__}; "
@@ -98,4 +100,3 @@ def residual_dropout_ps(model: nn.Module) -> list[tuple[float, float]]:
 
     branches = [residual_branches(layer) for layer in decoder_layers(model)]
     return [(p_of(attention), p_of(mlp)) for attention, mlp in branches]
-

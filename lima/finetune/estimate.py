@@ -91,6 +91,7 @@ class Simulated4bitLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         n = linear.weight.numel()
+
         def frozen(numel: int, dtype: torch.dtype) -> nn.Parameter:
             return nn.Parameter(torch.empty(numel, dtype=dtype, device="meta"), requires_grad=False)
 
@@ -165,7 +166,11 @@ def _batch(config: TrainConfig, batching: str, micro_batch: int, seq_len: int) -
     if batching == "padding_free":
         n = micro_batch * seq_len
         ids = torch.zeros(1, n, dtype=torch.long)
-        return {"input_ids": ids, "labels": ids.clone(), "position_ids": torch.arange(n).unsqueeze(0) % seq_len}
+        return {
+            "input_ids": ids,
+            "labels": ids.clone(),
+            "position_ids": torch.arange(n).unsqueeze(0) % seq_len,
+        }
     ids = torch.zeros(micro_batch, seq_len, dtype=torch.long)
     return {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
 
@@ -187,7 +192,9 @@ def measure_step(
     from lima.finetune.model import adapt_model, weight_dtype
 
     if config.method == "qlora" and not fake:
-        raise LimaError("measure_step: a real QLoRA step needs bitsandbytes' kernels; measure it with lima train")
+        raise LimaError(
+            "measure_step: a real QLoRA step needs bitsandbytes' kernels; measure it with lima train"
+        )
     seq_len = seq_len or config.max_length
     hf_config = load_config(config.model, trust_remote_code=config.trust_remote_code)
     vocab, added = _vocabulary(config, hf_config)
@@ -223,8 +230,15 @@ def measure_step(
 
 
 def run_step(
-    model: Any, config: TrainConfig, batching: str, micro_batch: int, seq_len: int, dtype: torch.dtype,
-    device: str, fused: bool, chunked: bool = True,
+    model: Any,
+    config: TrainConfig,
+    batching: str,
+    micro_batch: int,
+    seq_len: int,
+    dtype: torch.dtype,
+    device: str,
+    fused: bool,
+    chunked: bool = True,
 ) -> MemoryTrace:
     """Two optimizer steps of ``model`` as the trainer runs them (autocast for fp32 weights, clipping, AdamW),
     traced by term. Also run on a real GPU model (``bench/estimate_check.py``) to compare with
@@ -282,7 +296,9 @@ def estimate(config: TrainConfig, gpus: int = 1, seq_len: int | None = None) -> 
     seq_len = seq_len or config.max_length
     chunked = gpus == 1  # the chunked loss runs in one process only (see lima.finetune.loss)
     one, two = (measure_step(config, b, seq_len, chunked=chunked) for b in (1, 2))
-    at = {1: one, 2: two}.get(config.batch_size) or measure_step(config, config.batch_size, seq_len, chunked=chunked)
+    at = {1: one, 2: two}.get(config.batch_size) or measure_step(
+        config, config.batch_size, seq_len, chunked=chunked
+    )
     terms = _sharded(at, gpus)
     slope = max(1, sum(_sharded(two, gpus).values()) - sum(_sharded(one, gpus).values()))
     fixed = sum(_sharded(one, gpus).values()) - slope
@@ -317,7 +333,9 @@ def format_estimate(est: Estimate, config: TrainConfig) -> str:
     for name in (*TERMS, "gathered"):
         if name in est.breakdown:
             lines.append(f"  {LABELS[name]:<26} {est.breakdown[name] / GIB:8.2f} GiB")
-    lines.append(f"  each extra example adds {est.per_micro_batch / GIB:.2f} GiB; {RESERVE_GIB} GiB kept free per card")
+    lines.append(
+        f"  each extra example adds {est.per_micro_batch / GIB:.2f} GiB; {RESERVE_GIB} GiB kept free per card"
+    )
     for card in est.cards:
         verdict = "fits" if card["fits"] else "does not fit"
         lines.append(
@@ -355,7 +373,9 @@ def check_memory(config: TrainConfig, world_size: int = 1) -> None:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config, trust_remote_code=config.trust_remote_code)
     params = sum(p.numel() for p in model.parameters())
-    per_param = {"full": weight_dtype(config, dtype).itemsize * 4, "qlora": 0.5}.get(config.method, dtype.itemsize)
+    per_param = {"full": weight_dtype(config, dtype).itemsize * 4, "qlora": 0.5}.get(
+        config.method, dtype.itemsize
+    )
     bound = int(params * per_param) // max(1, world_size if config.method == "full" else 1)
     what = "a lower bound: weights" + (", gradients and AdamW state" if config.method == "full" else "")
     if bound < available // 4:

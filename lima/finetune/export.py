@@ -21,7 +21,9 @@ def find_checkpoint(run_dir: Path) -> Path:
         key=lambda p: int(p.name.split("-")[-1]),
     )
     if not epochs:
-        raise LimaError(f"{run_dir}: no complete checkpoint (checkpoints/epoch-<k>/{CHECKPOINT_INFO}); is it a lima train run?")
+        raise LimaError(
+            f"{run_dir}: no complete checkpoint (checkpoints/epoch-<k>/{CHECKPOINT_INFO}); is it a lima train run?"
+        )
     return epochs[-1]
 
 

@@ -51,7 +51,12 @@ def _liger_loss(hidden: torch.Tensor, labels: torch.Tensor, head: Any) -> torch.
     except ImportError:
         return None
     return liger_fused_linear_cross_entropy(
-        hidden, head.weight, labels, bias=getattr(head, "bias", None), ignore_index=IGNORE_INDEX, reduction="sum"
+        hidden,
+        head.weight,
+        labels,
+        bias=getattr(head, "bias", None),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
     )
 
 
@@ -72,7 +77,11 @@ def chunked_loss(model: Any, batch: dict[str, Any], num_items_in_batch: Any = No
         total = hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, hidden.shape[0], step):
             total = total + checkpoint(
-                _chunk_loss, hidden[start : start + step], labels[start : start + step], head, use_reentrant=False
+                _chunk_loss,
+                hidden[start : start + step],
+                labels[start : start + step],
+                head,
+                use_reentrant=False,
             )
     if num_items_in_batch is None:
         num_items_in_batch = (labels != IGNORE_INDEX).sum()
@@ -81,7 +90,9 @@ def chunked_loss(model: Any, batch: dict[str, Any], num_items_in_batch: Any = No
     return total / num_items_in_batch
 
 
-def training_loss(model: Any, batch: dict[str, Any], num_items_in_batch: Any = None, chunked: bool = True) -> Any:
+def training_loss(
+    model: Any, batch: dict[str, Any], num_items_in_batch: Any = None, chunked: bool = True
+) -> Any:
     """The step's loss: chunked where supported (and ``chunked``), else the model's own."""
     if chunked and chunked_loss_supported(model):
         return chunked_loss(model, batch, num_items_in_batch)

@@ -80,7 +80,11 @@ class MemoryTrace(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         term = self.phase
         source = args[0] if args and func is torch.ops.aten._to_copy.default else None
-        if isinstance(source, torch.Tensor) and id(_storage(source)) in self._params and self.phase != "optimizer":
+        if (
+            isinstance(source, torch.Tensor)
+            and id(_storage(source)) in self._params
+            and self.phase != "optimizer"
+        ):
             term = "weight_casts"  # autocast's per-step low-precision copy of an fp32 weight
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.layout == torch.strided:

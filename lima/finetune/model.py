@@ -179,7 +179,9 @@ def prepare_model(config: TrainConfig, device: Any = None) -> Prepared:
     if isinstance(declared, str):
         declared = getattr(torch, declared, None)
     model._lima_declared_dtype = declared if isinstance(declared, torch.dtype) else torch.float32
-    model, new_token_ids, schedule, batching = adapt_model(model, config, len(tokenizer), chat_format.added_tokens)
+    model, new_token_ids, schedule, batching = adapt_model(
+        model, config, len(tokenizer), chat_format.added_tokens
+    )
     if config.lora.top_layers is not None and new_token_ids and config.uses_adapter:
         print(f"note: lora.top_layers={config.lora.top_layers}: the new {chat_format.eot_token} row trains in the "
               "LM head only; its input-embedding row stays at its initialisation (training it would backpropagate "

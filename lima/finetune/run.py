@@ -1,5 +1,7 @@
 """``run_training``: records -> per-epoch checkpoints, with a manifest, logs and exact resume.
 
+Use::
+
     from lima.finetune.run import run_training
     result = run_training(config, Path("runs/demo"), data=Path("train.jsonl"))
     result.final_checkpoint  # runs/demo/checkpoints/epoch-<last>
@@ -70,13 +72,19 @@ def _check_out_dir(out_dir: Path, resume: bool) -> Path | None:
     if resume:
         state = latest_resume_state(out_dir)
         if state is None and (out_dir / "checkpoints").exists():
-            raise LimaError(f"{out_dir}: --resume found no resume state under {RESUME_DIR}/; start a new --out")
+            raise LimaError(
+                f"{out_dir}: --resume found no resume state under {RESUME_DIR}/; start a new --out"
+            )
         if state is not None:
             return state
         if process_rank() == 0:
-            print(f"--resume: {out_dir} holds no resume state ({RESUME_DIR}/checkpoint-*); starting from step 0")
+            print(
+                f"--resume: {out_dir} holds no resume state ({RESUME_DIR}/checkpoint-*); starting from step 0"
+            )
     elif (out_dir / "checkpoints").exists() or (out_dir / RESUME_DIR).exists():
-        raise LimaError(f"{out_dir}: already holds a training run; pass --resume to continue it or choose another --out")
+        raise LimaError(
+            f"{out_dir}: already holds a training run; pass --resume to continue it or choose another --out"
+        )
     # A run killed before its first resume state leaves log rows that would be averaged into the new epochs.
     if process_rank() == 0:
         for name in ("train_log.jsonl", "epochs.jsonl"):
@@ -198,7 +206,10 @@ def run_training(
     with MainProcessManifest(out_dir, "train", config, inputs=inputs, seed=config.seed) as manifest:
         result = _train(config, out_dir, train_records, dev_records, resume_state, manifest)
         manifest.update(
-            outputs={"checkpoints": [str(p) for p in result.checkpoints], "final_checkpoint": str(result.final_checkpoint)},
+            outputs={
+                "checkpoints": [str(p) for p in result.checkpoints],
+                "final_checkpoint": str(result.final_checkpoint),
+            },
             epochs=result.epochs,
             **result.stats,
         )
@@ -252,14 +263,19 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     if config.method == "qlora":
         stats["quantized_base"] = {"before": quantized_base_fingerprint(prepared.model)}
     if train_stats.trimmed:
-        print(f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed")
+        print(
+            f"note: {train_stats.trimmed} training example(s) longer than max_length={config.max_length} trimmed"
+        )
     manifest.update(**stats)
 
     if prepared.batching != planned_batching(config) or (dev_records and not dev_rows):
         args = _training_args(config, out_dir, bool(dev_rows), prepared.dtype, prepared.batching)
-    stats["world_size"] = args.world_size  # processes (DDP ranks); effective batch = batch x accumulation x this
+    # processes (DDP ranks); effective batch = batch x accumulation x this
+    stats["world_size"] = args.world_size
     collator = CountingCollator(
-        PaddingFreeCollator() if prepared.batching == "padding_free" else PaddedCollator(tokenizer.pad_token_id)
+        PaddingFreeCollator()
+        if prepared.batching == "padding_free"
+        else PaddedCollator(tokenizer.pad_token_id)
     )
     info = {
         "base_model": portable_model_spec(config.model),
@@ -316,6 +332,8 @@ def _train(config, out_dir, train_records, dev_records, resume_state, manifest) 
     checkpoints = [Path(e["checkpoint"]) for e in epochs]
     missing = [str(p) for p in checkpoints if not p.is_dir()]
     if not checkpoints or missing:
-        raise LimaError(f"{out_dir}: training ended without its epoch checkpoints ({', '.join(missing) or 'none'})")
+        raise LimaError(
+            f"{out_dir}: training ended without its epoch checkpoints ({', '.join(missing) or 'none'})"
+        )
     stats["global_step"] = trainer.state.global_step
     return TrainResult(out_dir, checkpoints, epochs, checkpoints[-1], stats)

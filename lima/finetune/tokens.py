@@ -20,7 +20,9 @@ from torch import nn
 _ORIGINAL = "_lima_original_forward_adapters"
 
 
-def lean_forward(self: Any, x: torch.Tensor, active_adapters: list[str], *args: Any, **kwargs: Any) -> torch.Tensor:
+def lean_forward(
+    self: Any, x: torch.Tensor, active_adapters: list[str], *args: Any, **kwargs: Any
+) -> torch.Tensor:
     original = getattr(type(self), _ORIGINAL)
     base = self.base_layer
     plain_embedding = isinstance(base, nn.Embedding) and base.max_norm is None and not base.sparse

@@ -79,7 +79,9 @@ class LimaTrainer(Trainer):
         if self._batch_tokens is not None:
             self.state.num_input_tokens_seen += self._batch_tokens * self.args.world_size
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """``eval_loss`` = the dev set's summed token loss / its labelled tokens, whatever the batch size or
         batching (HF averages per-batch means, and drops non-finite batches: a diverged model would report a
         finite loss). Every process sums its shard; the sums are added across processes."""
@@ -98,11 +100,15 @@ class LimaTrainer(Trainer):
                 tokens = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
                 with self.compute_loss_context_manager():
                     # num_items_in_batch=1: the model's own loss and the chunked one both return the sum
-                    loss = training_loss(model, batch, num_items_in_batch=1, chunked=self.accelerator.num_processes == 1)
+                    loss = training_loss(
+                        model, batch, num_items_in_batch=1, chunked=self.accelerator.num_processes == 1
+                    )
                 total += torch.stack([loss.double(), tokens.double()])
         total = self.accelerator.reduce(total, reduction="sum")
         model.train(was_training)
-        metrics = {f"{metric_key_prefix}_loss": (total[0] / total[1]).item() if total[1] > 0 else float("nan")}
+        metrics = {
+            f"{metric_key_prefix}_loss": (total[0] / total[1]).item() if total[1] > 0 else float("nan")
+        }
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics

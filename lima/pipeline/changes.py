@@ -44,7 +44,9 @@ def answer_stats(records: list[dict[str, Any]], base: list[dict[str, Any]] | Non
         base_by_key = {_key(r): r.get("output") for r in base}
         paired = [r for r in records if _key(r) in base_by_key]
         stats["identical_to_base"] = (
-            sum((r.get("output") or "") == base_by_key[_key(r)] for r in paired) / len(paired) if paired else None
+            sum((r.get("output") or "") == base_by_key[_key(r)] for r in paired) / len(paired)
+            if paired
+            else None
         )
         stats["compared_with_base"] = len(paired)
     return stats
@@ -56,7 +58,9 @@ def dev_loss_rows(train_dir: Path) -> list[dict[str, Any]]:
     if (train_dir / "epochs.jsonl").is_file() and (before := dev_loss_before_training(train_dir)) is not None:
         rows.append({"epoch": "0 (before training)", "dev_loss": before})
     for row in read_jsonl_rows(train_dir / "epochs.jsonl"):
-        rows.append({"epoch": str(row["epoch"]), "dev_loss": row.get("dev_loss"), "train_loss": row.get("train_loss")})
+        rows.append(
+            {"epoch": str(row["epoch"]), "dev_loss": row.get("dev_loss"), "train_loss": row.get("train_loss")}
+        )
     return rows
 
 
@@ -83,7 +87,11 @@ def base_baseline(baselines: list[Any], trained_model: str | None) -> str | None
 
 
 def changes_summary(train_dir: Path, generations: dict[str, Path], base_name: str | None) -> dict[str, Any]:
-    return {"base": base_name, "dev_loss": dev_loss_rows(train_dir), "answers": answer_rows(generations, base_name)}
+    return {
+        "base": base_name,
+        "dev_loss": dev_loss_rows(train_dir),
+        "answers": answer_rows(generations, base_name),
+    }
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -92,7 +100,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     losses = [r for r in summary["dev_loss"] if r.get("dev_loss") is not None]
     if losses:
         when = [("before training" if r["epoch"].startswith("0 ") else f"epoch {r['epoch']}") for r in losses]
-        lines.append("dev loss: " + " -> ".join(f"{r['dev_loss']:.3f} ({w})" for r, w in zip(losses, when, strict=True)))
+        lines.append(
+            "dev loss: "
+            + " -> ".join(f"{r['dev_loss']:.3f} ({w})" for r, w in zip(losses, when, strict=True))
+        )
     for row in summary["answers"]:
         parts = [f"{row['model']}: {row['answers']} answers"]
         if row.get("mean_chars") is not None:

@@ -76,7 +76,9 @@ class CalibrateStage(Config):
     """Calibrate the experiment's judge on human-labelled pairs before it judges anything, so that every win
     rate in the report stands beside the judge's agreement with humans (``lima calibrate``)."""
 
-    labels: str = Field("data/judge_pairs.jsonl", description="labelled pair file (the project's own by default)")
+    labels: str = Field(
+        "data/judge_pairs.jsonl", description="labelled pair file (the project's own by default)"
+    )
     format: Literal["llmbar", "pandalm", "autoj", "mtbench", "lima"] = "lima"
     limit: int | None = Field(None, ge=1, description="only the first N pairs (a cheaper, wider CI)")
 

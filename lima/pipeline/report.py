@@ -210,7 +210,7 @@ CHANGE_COLUMNS = {
 
 
 def _changes_section(changes: dict[str, Any], judge_separates: bool) -> tuple[str, str]:
-    """"What fine-tuning changed": dev loss from before the first step, and the answers against the base
+    """ "What fine-tuning changed": dev loss from before the first step, and the answers against the base
     model's, as (html, markdown). Needs no judge, so it leads the report."""
     lead = "Measured without a judge."
     if not judge_separates:
@@ -224,7 +224,11 @@ def _changes_section(changes: dict[str, Any], judge_separates: bool) -> tuple[st
             shown[CHANGE_COLUMNS[key]] = _pct(row.get(key)) if row.get(key) is not None else ""
         answers.append(shown)
     columns = list(CHANGE_COLUMNS.values())
-    base = f" (identical: the same text as {changes['base']}'s answer to the same prompt and seed)" if changes.get("base") else ""
+    base = (
+        f" (identical: the same text as {changes['base']}'s answer to the same prompt and seed)"
+        if changes.get("base")
+        else ""
+    )
     html = (
         f"<h2>What fine-tuning changed</h2><p>{escape(lead)}{escape(base)}</p>"
         + (_table_html(losses, ["epoch", "dev loss", "train loss"]) if losses else "")

@@ -153,7 +153,9 @@ def train_stage(
     return list(result.checkpoints)
 
 
-def calibrate_stage(cal, judge_cfg, run_dir: Path, base_dir: Path, skipped: list[str]) -> dict[str, Any] | None:
+def calibrate_stage(
+    cal, judge_cfg, run_dir: Path, base_dir: Path, skipped: list[str]
+) -> dict[str, Any] | None:
     """Run ``lima calibrate`` with the experiment's judge; the result is stored under the judge's hash, so
     the selection and judge summaries that follow carry it."""
     if cal is None:

@@ -64,7 +64,8 @@ def select_checkpoint(
 ) -> dict[str, Any]:
     candidates = candidates_in_range(config, checkpoints)
     table = [
-        {"epoch": e, "checkpoint": str(p), "dev_loss": finite_loss(info.get("dev_loss"))} for e, p, info in candidates
+        {"epoch": e, "checkpoint": str(p), "dev_loss": finite_loss(info.get("dev_loss"))}
+        for e, p, info in candidates
     ]
     strategy = config.strategy
     note = None

@@ -27,7 +27,9 @@ def test_override_wins_over_file(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text("base_url: http://localhost:8000/v1\nconcurrency: 2\n")
     config = load_config(path, EndpointConfig, ["concurrency=9", "timeout_s=3.5"])
-    assert config.concurrency == 9 and config.timeout_s == 3.5 and config.base_url == "http://localhost:8000/v1"
+    assert (
+        config.concurrency == 9 and config.timeout_s == 3.5 and config.base_url == "http://localhost:8000/v1"
+    )
 
 
 def test_every_problem_reported_at_once(tmp_path):
@@ -76,7 +78,9 @@ def test_every_shipped_config_validates(path):
         return
     if path.parent.name not in SCHEMAS:
         # data files that configs refer to (e.g. a site→group mapping) live in a 'data' subfolder
-        assert path.parent.name == "data", f"{path}: no schema registered for configs/{kind}/ in lima.core.config.SCHEMAS"
+        assert path.parent.name == "data", (
+            f"{path}: no schema registered for configs/{kind}/ in lima.core.config.SCHEMAS"
+        )
         yaml.safe_load(path.read_text())
         return
     config = load_config(path, schema_for_kind(path.parent.name))

@@ -84,7 +84,9 @@ def test_server_exits_when_serve_judge_is_killed_outright(spawn):
     proc, _, _, server_pid = _start_serve_judge(spawn)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert _gone_within(server_pid, 5), "the llama.cpp server kept running after its lima parent was SIGKILLed"
+    assert _gone_within(server_pid, 5), (
+        "the llama.cpp server kept running after its lima parent was SIGKILLed"
+    )
 
 
 def test_context_manager_stops_server_on_error():
@@ -147,7 +149,9 @@ def _requests(n: int):
     from lima.core.llm_client import ChatRequest
 
     return [
-        ChatRequest(key=f"q{i}", messages=[{"role": "user", "content": f"Name a colour. ({i})"}], max_tokens=4)
+        ChatRequest(
+            key=f"q{i}", messages=[{"role": "user", "content": f"Name a colour. ({i})"}], max_tokens=4
+        )
         for i in range(n)
     ]
 

@@ -10,7 +10,10 @@ def test_manifest_records_run_and_hides_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     data = tmp_path / "in.jsonl"
     data.write_text('{"x": 1}\n')
-    config = {"endpoint": {"api_key": secret, "api_key_env": "OPENAI_API_KEY", "model": "m"}, "note": f"key={secret}"}
+    config = {
+        "endpoint": {"api_key": secret, "api_key_env": "OPENAI_API_KEY", "model": "m"},
+        "note": f"key={secret}",
+    }
     out = tmp_path / "run"
     with RunManifest(out, "test", config, inputs=[data], seed=7) as manifest:
         assert read_manifest(out)["status"] == "running"
@@ -20,7 +23,8 @@ def test_manifest_records_run_and_hides_secrets(tmp_path, monkeypatch):
     manifest_data = json.loads(text)
     assert manifest_data["status"] == "ok" and manifest_data["seed"] == 7
     assert manifest_data["config"]["endpoint"]["api_key"] == "***"
-    assert manifest_data["config"]["endpoint"]["api_key_env"] == "OPENAI_API_KEY"  # the variable's name is fine
+    # the variable's name is fine
+    assert manifest_data["config"]["endpoint"]["api_key_env"] == "OPENAI_API_KEY"
     assert manifest_data["inputs"][0]["sha256"] and manifest_data["versions"]["torch"]
     assert "commit" in manifest_data["git"] and manifest_data["ended_at"]
 

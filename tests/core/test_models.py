@@ -8,7 +8,9 @@ from lima.core.models import DEFAULT_MODEL, load_causal_lm, load_config, load_to
 
 def test_resolve_kinds(tiny_model_dir):
     embedded = resolve_model(DEFAULT_MODEL)
-    assert embedded.kind == "embedded" and embedded.gguf_path.is_file() and embedded.gguf_file.endswith(".gguf")
+    assert (
+        embedded.kind == "embedded" and embedded.gguf_path.is_file() and embedded.gguf_file.endswith(".gguf")
+    )
     local = resolve_model(str(tiny_model_dir))
     assert local.kind == "local" and local.location == str(tiny_model_dir)
     assert resolve_model("meta-llama/Llama-3.1-8B").kind == "hub"

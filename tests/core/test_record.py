@@ -13,7 +13,10 @@ def _example(i: int = 0) -> Example:
         id=f"ex-{i}",
         source="manual",
         domain="cooking",
-        messages=[{"role": "user", "content": "How to boil an egg?"}, {"role": "assistant", "content": "Boil it."}],
+        messages=[
+            {"role": "user", "content": "How to boil an egg?"},
+            {"role": "assistant", "content": "Boil it."},
+        ],
         meta={"score": i},
     )
 
@@ -53,7 +56,11 @@ def test_invalid_lines_name_file_line_and_field(tmp_path):
     assert messages[0].startswith(f"{path}:3: ") and "messages[0].role: 'bot'" in messages[0]
     assert messages[0].endswith("messages: needs at least one user turn")
     assert messages[1].startswith(f"{path}:4: not valid JSON")
-    assert f"{path}:5: " in messages[2] and "source: required" in messages[2] and "messages: required" in messages[2]
+    assert (
+        f"{path}:5: " in messages[2]
+        and "source: required" in messages[2]
+        and "messages: required" in messages[2]
+    )
     with pytest.raises(RecordError, match=r"bad.jsonl:3: messages\[0\].role"):
         load_records(path)
 

@@ -47,7 +47,9 @@ def test_judge_dry_run_lists_what_a_real_run_sends(tmp_path, cli):
     b = _gen(tmp_path / "b.jsonl", "base", {"p1": "BLUE-ANSWER", "p2": "5", "p3": "snow"})
     judge = {"template": "lima_3way.txt", "parser": "lima_3way", "system_prompt": "Be fair."}
 
-    dry = _yaml(tmp_path / "dry.yaml", {"endpoint": _endpoint(CLOSED, api_key_env="NO_SUCH_KEY_VAR"), **judge})
+    dry = _yaml(
+        tmp_path / "dry.yaml", {"endpoint": _endpoint(CLOSED, api_key_env="NO_SUCH_KEY_VAR"), **judge}
+    )
     result = cli("judge", str(dry), "--a", str(a), "--b", str(b), "--out", str(tmp_path / "dry"), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "dry run: 6 requests" in result.stdout and "no prices in the endpoint config" in result.stdout
@@ -58,6 +60,7 @@ def test_judge_dry_run_lists_what_a_real_run_sends(tmp_path, cli):
     ]
     ab, ba = listed[0]["messages"], listed[1]["messages"]
     assert ab[0] == {"role": "system", "content": "Be fair."}
+
     def a_first(messages: list[dict]) -> bool:
         return messages[1]["content"].index("RED-ANSWER") < messages[1]["content"].index("BLUE-ANSWER")
 
@@ -80,7 +83,9 @@ def test_grade_dry_run_lists_each_sample_with_its_seed_and_cost(tmp_path, cli):
     priced = _endpoint(
         CLOSED, price_per_million_input_tokens=2.0, price_per_million_output_tokens=8.0, model="grader-y"
     )
-    config = _yaml(tmp_path / "grade.yaml", {"endpoint": priced, "scale": "likert", "samples": 3, "max_tokens": 100})
+    config = _yaml(
+        tmp_path / "grade.yaml", {"endpoint": priced, "scale": "likert", "samples": 3, "max_tokens": 100}
+    )
     result = cli("grade", str(config), "--gen", str(gen), "--out", str(tmp_path / "out"), "--dry-run")
     assert result.returncode == 0, result.stderr
     listed = _lines(tmp_path / "out" / "requests.jsonl")
@@ -108,7 +113,9 @@ def test_panel_dry_run_contacts_no_member(tmp_path, cli):
         }
     }
     config = _yaml(tmp_path / "panel.yaml", panel)
-    result = cli("judge", str(config), "--a", str(a), "--b", str(b), "--out", str(tmp_path / "o"), "--dry-run")
+    result = cli(
+        "judge", str(config), "--a", str(a), "--b", str(b), "--out", str(tmp_path / "o"), "--dry-run"
+    )
     assert result.returncode == 0, result.stderr
     listed = _lines(tmp_path / "o" / "requests.jsonl")
     assert sorted((r["model"], r["base_url"], r["order"]) for r in listed) == [

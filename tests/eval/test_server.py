@@ -206,7 +206,9 @@ def _server_pids(mark: str) -> list[int]:
     return pids
 
 
-def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_nothing(gens, tmp_path, cli, spawn):
+def test_embedded_server_killed_mid_judging_is_restarted_and_a_rerun_repeats_nothing(
+    gens, tmp_path, cli, spawn
+):
     """SIGKILL the llama.cpp server that `lima judge` started: the run says it crashed, restarts it once and
     finishes; a rerun sends nothing."""
     a, b = gens

@@ -19,7 +19,10 @@ def records(n: int, multi_turn_every: int = 2) -> list[dict]:
     for i in range(n):
         messages = [
             {"role": "user", "content": f"how do i brew beer number {i}"},
-            {"role": "assistant", "content": "first grind the malt, then boil water and add hop." * (1 + i % 3)},
+            {
+                "role": "assistant",
+                "content": "first grind the malt, then boil water and add hop." * (1 + i % 3),
+            },
         ]
         if i % multi_turn_every == 1:
             messages += [

@@ -23,8 +23,10 @@ def good(tmp_path):
     return write_jsonl(tmp_path / "good.jsonl", records(2))
 
 
-@pytest.mark.parametrize(("installed", "needles"), [(None, ["needs bitsandbytes", "method=lora"]),
-                                                   ("0.49.0", [">= 0.50", "found 0.49.0", "method=lora"])])
+@pytest.mark.parametrize(
+    ("installed", "needles"),
+    [(None, ["needs bitsandbytes", "method=lora"]), ("0.49.0", [">= 0.50", "found 0.49.0", "method=lora"])],
+)
 def test_qlora_without_a_cpu_capable_bitsandbytes_names_the_fix(monkeypatch, installed, needles):
     import importlib.metadata
 

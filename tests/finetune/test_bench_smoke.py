@@ -49,7 +49,10 @@ def test_8b_parameter_counts(bench):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    for layers, total, non_embedding in ((32, 8_030_261_248, 6_979_588_096), (8, 2_795_573_248, 1_744_900_096)):
+    for layers, total, non_embedding in (
+        (32, 8_030_261_248, 6_979_588_096),
+        (8, 2_795_573_248, 1_744_900_096),
+    ):
         config = LlamaConfig(**{**bench.LLAMA_8B, "num_hidden_layers": layers}, tie_word_embeddings=False)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
@@ -87,14 +90,26 @@ def test_synthetic_records_hit_lengths(bench):
 def test_smoke_run_writes_report(tmp_path):
     out = tmp_path / "tt.json"
     env = {**os.environ, **THREADS, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, str(BENCH), "--smoke", "--peak-tflops", "1", "--out", str(out), "--work", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(BENCH),
+        "--smoke",
+        "--peak-tflops",
+        "1",
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["mode"].startswith("smoke") and report["peak_tflops"] == 1.0
     params = report["model"]["params"]
     assert params["adapter"]["layers"] == 2 and params["full"]["layers"] == 1
-    assert 0 < params["full"]["non_embedding"] < params["adapter"]["non_embedding"] < params["adapter"]["total"]
+    assert (
+        0 < params["full"]["non_embedding"] < params["adapter"]["non_embedding"] < params["adapter"]["total"]
+    )
     # QLoRA runs on CPU as well: bitsandbytes >= 0.50 quantizes there (the qlora extra)
     for method, factor, role in (("lora", 4, "adapter"), ("qlora", 4, "adapter"), ("full", 6, "full")):
         row = report["results"][method]
@@ -104,10 +119,16 @@ def test_smoke_run_writes_report(tmp_path):
             assert r["timed_steps"] == report["settings"]["timed_steps"][method]
             assert r["timed_tokens"] > 0 and r["tokens_per_s"] > 0
             assert r["tokens_per_s"] == pytest.approx(r["timed_tokens"] / r["timed_s"], rel=0.01)
-            assert r["mfu"] == pytest.approx(factor * params[role]["non_embedding"] * r["tokens_per_s"] / 1e12)
-            assert r["mfu_all_params"] == pytest.approx(factor * params[role]["total"] * r["tokens_per_s"] / 1e12)
+            assert r["mfu"] == pytest.approx(
+                factor * params[role]["non_embedding"] * r["tokens_per_s"] / 1e12
+            )
+            assert r["mfu_all_params"] == pytest.approx(
+                factor * params[role]["total"] * r["tokens_per_s"] / 1e12
+            )
             assert r["peak_memory_gib"] > 0
-        assert row["speedup"] == pytest.approx(row["lima"]["tokens_per_s"] / row["trl"]["tokens_per_s"], abs=1e-3)
+        assert row["speedup"] == pytest.approx(
+            row["lima"]["tokens_per_s"] / row["trl"]["tokens_per_s"], abs=1e-3
+        )
     # 3 steps x batch 2 for lora/full; qlora (batch 1) times 4x the steps
     assert report["data"]["examples"] == {"lora": 6, "qlora": 5, "full": 6}
     assert report["settings"]["timed_steps"] == {"lora": 2, "qlora": 4, "full": 2}
@@ -133,6 +154,8 @@ def test_cpu_adapters_report(tmp_path, tiny_model_dir):
         assert r["step_s"] == pytest.approx(r["timed_s"], rel=1e-2) and r["peak_memory_gib"] > 0
         assert r["load_avg_1m"] >= 0
     ratio = report["qlora_vs_lora"]
-    assert ratio["step_time"] == pytest.approx(report["results"]["qlora"]["step_s"] / report["results"]["lora"]["step_s"], rel=1e-2)
+    assert ratio["step_time"] == pytest.approx(
+        report["results"]["qlora"]["step_s"] / report["results"]["lora"]["step_s"], rel=1e-2
+    )
     assert "| qlora |" in out.with_suffix(".md").read_text()
     assert not list(tmp_path.glob("bench-cpu-adapters-*")), "the work directory is removed"

@@ -22,13 +22,16 @@ def test_full_checkpoint_in_the_declared_dtype(tiny_model_dir, train_files, tmp_
     (model / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))  # a bf16 model
     data, _ = train_files
     out = tmp_path / "run"
-    result = run_cli(*train_args(model, data, None, out, "method=full", "epochs=1", "precision=fp32"), env=THREADS)
+    result = run_cli(
+        *train_args(model, data, None, out, "method=full", "epochs=1", "precision=fp32"), env=THREADS
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     epoch = out / "checkpoints" / "epoch-1"
     weights = load_file(epoch / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.bfloat16}
     assert json.loads((epoch / "config.json").read_text())["dtype"] == "bfloat16"
     (state,) = (out / "resume").glob("checkpoint-*")
-    assert {t.dtype for t in load_file(state / "model.safetensors").values()} == {torch.float32}  # master weights
+    # master weights
+    assert {t.dtype for t in load_file(state / "model.safetensors").values()} == {torch.float32}
     loaded, _ = load_for_inference(epoch)
     assert next(loaded.parameters()).dtype == torch.bfloat16

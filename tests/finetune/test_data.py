@@ -82,6 +82,7 @@ def test_trimming_is_counted_and_untrainable_examples_dropped(tokenizer):
     examples = [_example(i) for i in range(4)]
     full, stats = tokenize_records(tokenizer, examples, max_length=512)
     assert stats.trimmed == 0 and len(full) == 4
+
     def prompt_tokens(example: Example) -> int:
         text, spans = assistant_spans(tokenizer, example.messages)
         return len(tokenizer(text[: spans[0][0]], add_special_tokens=False)["input_ids"])
@@ -131,7 +132,9 @@ def test_padding_free_batch_gives_the_same_per_example_losses(tiny_model_dir, to
     for i, row in enumerate(rows):
         alone, labels = per_token_losses(PaddingFreeCollator()([row]))
         n = len(row["input_ids"])
-        mine = torch.nn.functional.cross_entropy(logits[i, : n - 1], padded["labels"][i, 1:n], reduction="none")
+        mine = torch.nn.functional.cross_entropy(
+            logits[i, : n - 1], padded["labels"][i, 1:n], reduction="none"
+        )
         mask = labels != IGNORE_INDEX
         torch.testing.assert_close(mine[mask], alone[mask], rtol=1e-4, atol=1e-5)
 
@@ -140,7 +143,9 @@ class _TwoCharTokenizer:
     """Renders ``<u>text<a>text`` and cuts it into 2-character tokens, so a token can cross a span start."""
 
     def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + ("<a>" if add_generation_prompt else "")
+        return "".join(f"<{m['role'][0]}>{m['content']}" for m in messages) + (
+            "<a>" if add_generation_prompt else ""
+        )
 
     def __call__(self, text, add_special_tokens=False, return_offsets_mapping=True):
         offsets = [(i, min(i + 2, len(text))) for i in range(0, len(text), 2)]

@@ -63,19 +63,27 @@ def test_two_processes_match_one_with_doubled_accumulation(tiny_model_dir, train
     # Load order (issue #21): each rank loads its weights after the process group is up (FSDP's RAM-efficient
     # loading and ZeRO-3 init read it), onto its own device; it used to load before anything distributed existed.
     for rank in (0, 1):
-        assert f"rank {rank}: loading weights with the process group up, device cpu" in result.stdout, result.stdout
+        assert f"rank {rank}: loading weights with the process group up, device cpu" in result.stdout, (
+            result.stdout
+        )
 
     for run, world_size in ((single, 1), (ddp, 2)):
         manifest = json.loads((run / "manifest.json").read_text())
         assert manifest["status"] == "ok" and manifest["world_size"] == world_size
-        assert [r["step"] for r in _jsonl(run / "train_log.jsonl")] == [1, 2]  # one line per step: rank 0 only
+        # one line per step: rank 0 only
+        assert [r["step"] for r in _jsonl(run / "train_log.jsonl")] == [
+            1,
+            2,
+        ]
         assert [e["epoch"] for e in _jsonl(run / "epochs.jsonl")] == [1]
     ours = load_file(ddp / "checkpoints" / "epoch-1" / "adapter_model.safetensors")
     expected = load_file(single / "checkpoints" / "epoch-1" / "adapter_model.safetensors")
     assert ours.keys() == expected.keys()
-    assert any(not torch.equal(t, torch.zeros_like(t)) for k, t in expected.items() if "lora_B" in k)  # it trained
+    # it trained
+    assert any(not torch.equal(t, torch.zeros_like(t)) for k, t in expected.items() if "lora_B" in k)
     for key in expected:
         torch.testing.assert_close(ours[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
     ddp_epoch, single_epoch = _jsonl(ddp / "epochs.jsonl")[0], _jsonl(single / "epochs.jsonl")[0]
     assert ddp_epoch["dev_loss"] == pytest.approx(single_epoch["dev_loss"], rel=1e-4)
-    assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["epoch-1"]  # no temp dirs left by rank 1
+    # no temp dirs left by rank 1
+    assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["epoch-1"]

@@ -27,9 +27,13 @@ def _dev_loss(tiny_model_dir, tmp_path, *overrides: str, poison: bool = False) -
     prepared = prepare_model(config)
     rows, _ = tokenize_records(prepared.tokenizer, [Example(**r) for r in records(5)], 128)
     if poison:  # NaN embedding for a token of the multi-turn examples only: some dev batches are NaN
-        token = next(t for t in rows[1]["input_ids"] if t not in set(rows[0]["input_ids"]) | set(rows[4]["input_ids"]))
+        token = next(
+            t for t in rows[1]["input_ids"] if t not in set(rows[0]["input_ids"]) | set(rows[4]["input_ids"])
+        )
         with torch.no_grad():
-            (weight,) = [p for n, p in prepared.model.named_parameters() if "embed_tokens" in n and "delta" not in n]
+            (weight,) = [
+                p for n, p in prepared.model.named_parameters() if "embed_tokens" in n and "delta" not in n
+            ]
             weight[token] = float("nan")
     collator = (PaddingFreeCollator() if prepared.batching == "padding_free"
                 else PaddedCollator(prepared.tokenizer.pad_token_id))  # fmt: skip
@@ -56,7 +60,9 @@ def _reference(tiny_model_dir) -> float:
         for row in rows:
             logits = prepared.model(input_ids=torch.tensor([row["input_ids"]])).logits[0, :-1]
             labels = torch.tensor(row["labels"][1:])
-            total += torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100, reduction="sum").item()
+            total += torch.nn.functional.cross_entropy(
+                logits, labels, ignore_index=-100, reduction="sum"
+            ).item()
             count += int((labels != -100).sum())
     return total / count
 

@@ -21,8 +21,12 @@ MID_STREAM = {"llama": "post_attention_layernorm", "qwen2": "post_attention_laye
 MLP_BRANCH = {
     "llama": lambda layer, h: layer.mlp(layer.post_attention_layernorm(h)),
     "qwen2": lambda layer, h: layer.mlp(layer.post_attention_layernorm(h)),
-    "gemma2": lambda layer, h: layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h))),
-    "gemma3_text": lambda layer, h: layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h))),
+    "gemma2": lambda layer, h: layer.post_feedforward_layernorm(
+        layer.mlp(layer.pre_feedforward_layernorm(h))
+    ),
+    "gemma3_text": lambda layer, h: layer.post_feedforward_layernorm(
+        layer.mlp(layer.pre_feedforward_layernorm(h))
+    ),
     "olmo2": lambda layer, h: layer.post_feedforward_layernorm(layer.mlp(h)),
 }
 
@@ -95,7 +99,9 @@ def _residual_branches_seen(model, layer_index: int, arch: str, ids) -> tuple[to
 
     handles = [
         layer.register_forward_pre_hook(on_input, with_kwargs=True),
-        getattr(layer, MID_STREAM[arch]).register_forward_pre_hook(lambda m, args: seen.__setitem__("mid", args[0])),
+        getattr(layer, MID_STREAM[arch]).register_forward_pre_hook(
+            lambda m, args: seen.__setitem__("mid", args[0])
+        ),
         layer.register_forward_hook(lambda m, args, out: seen.__setitem__("out", first(out))),
     ]
     with torch.no_grad():
@@ -125,7 +131,9 @@ def test_residual_branch_is_dropped_at_rate_p(arch):
     with torch.no_grad():
         top_mlp_expected = MLP_BRANCH[arch](decoder_layers(model)[1], trained[1][2])
     for branch, name in ((0, "attention"), (1, "mlp")):
-        torch.testing.assert_close(trained[0][branch], reference[0][branch], rtol=0, atol=1e-6, msg=f"layer 0 {name}")
+        torch.testing.assert_close(
+            trained[0][branch], reference[0][branch], rtol=0, atol=1e-6, msg=f"layer 0 {name}"
+        )
         top, expected = trained[1][branch], (reference[1][0], top_mlp_expected)[branch]
         kept = top != 0
         assert (~kept).float().mean().item() == pytest.approx(p, abs=0.03), f"top {name}: drop rate"

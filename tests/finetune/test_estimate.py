@@ -52,7 +52,14 @@ def test_estimate_cli_json_from_config_only_dir(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["peak_gib"] > 0
-    assert set(out["breakdown"]) >= {"weights", "trainable", "gradients", "optimizer", "activations", "logits_loss"}
+    assert set(out["breakdown"]) >= {
+        "weights",
+        "trainable",
+        "gradients",
+        "optimizer",
+        "activations",
+        "logits_loss",
+    }
     assert [c["card_gib"] for c in out["cards"]] == [24, 40, 48, 80, 141]
     assert all(c["fits"] and c["largest_micro_batch"] > 1 for c in out["cards"])
     text = run_cli("estimate", "configs/train/lima.yaml", f"model={config_only}", "max_length=64", "--gpus", "8",

@@ -18,7 +18,9 @@ SCRIPT = ROOT / "bench" / "gpu_check.sh"
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **THREADS, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )
 
 
 @pytest.mark.slow  # ~50 s of CPU: nine tiny trainings (2.5 min wall on the shared build machine)
@@ -37,7 +39,9 @@ def test_smoke_runs_every_step_and_writes_the_summary(tmp_path):
     pytest_log = (tmp_path / "gpu_check_cpu-smoke_pytest.log").read_text()
     assert "needs a CUDA GPU" in pytest_log and "error" not in pytest_log.lower()  # collected, then skipped
     throughput = summary["throughput"]
-    assert sorted(throughput) == sorted(f"{m} {s}" for m in ("lora", "qlora", "full") for s in ("lima", "trl"))
+    assert sorted(throughput) == sorted(
+        f"{m} {s}" for m in ("lora", "qlora", "full") for s in ("lima", "trl")
+    )
     assert all(row["status"] == "ok" and row["tokens_per_s"] > 0 for row in throughput.values())
     assert (tmp_path / "train_throughput_gpu_cpu-smoke.md").is_file()
     qlora = summary["qlora_train"]

@@ -45,7 +45,9 @@ def test_lean_forward_equals_peft(tiny_model_dir):
         results.append((logits.detach(), grads))
     TrainableTokensLayer.forward_adapters = lean_forward
     assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
-    assert results[0][1].keys() == results[1][1].keys() and any("trainable_tokens" in n for n in results[0][1])
+    assert results[0][1].keys() == results[1][1].keys() and any(
+        "trainable_tokens" in n for n in results[0][1]
+    )
     for name in results[0][1]:
         a, b = results[0][1][name], results[1][1][name]
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (name, (a - b).abs().max())

@@ -45,7 +45,9 @@ def test_lora_run_writes_the_checkpoint_contract(lora_run, tiny_model_dir):
     manifest = json.loads((lora_run / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["command"] == "train"
     assert manifest["residual_dropout"] == [0.0, 0.1]
-    assert manifest["data_stats"]["train"]["examples"] == 8 and manifest["data_stats"]["train"]["trimmed"] == 0
+    assert (
+        manifest["data_stats"]["train"]["examples"] == 8 and manifest["data_stats"]["train"]["trimmed"] == 0
+    )
     assert (lora_run / "tensorboard").is_dir() is False  # tiny.yaml turns TensorBoard off
 
 
@@ -98,7 +100,9 @@ def test_eot_in_saved_tokenizer_and_generation_stops_at_it(lora_run):
                 scores[:, eot] = 0
             return scores
 
-    out = model.generate(**prompt, max_new_tokens=20, do_sample=False, logits_processor=LogitsProcessorList([ForceEotAt()]))
+    out = model.generate(
+        **prompt, max_new_tokens=20, do_sample=False, logits_processor=LogitsProcessorList([ForceEotAt()])
+    )
     new = out[0, prompt["input_ids"].shape[1] :].tolist()
     assert len(new) == 4 and new[-1] == eot
 
@@ -112,7 +116,12 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(cli, lora_run, tiny_mo
     reference = lora_run
     if batching == "padded":  # lora_run is padding-free (tiny.yaml); run the padded reference here
         reference = tmp_path / "reference"
-        assert cli(*[a if a != str(tmp_path / "killed") else str(reference) for a in args], env=THREADS).returncode == 0
+        assert (
+            cli(
+                *[a if a != str(tmp_path / "killed") else str(reference) for a in args], env=THREADS
+            ).returncode
+            == 0
+        )
     out = tmp_path / "killed"
     killed = cli(*args, env={**THREADS, "LIMA_TEST_KILL_AT_STEP": "7"})
     assert killed.returncode == -9  # SIGKILL: no cleanup ran

@@ -16,7 +16,11 @@ def _gen(prompt_id: str, output: str, finish: str, new_tokens: int, sample: int 
 
 def test_answer_stats_counts_end_of_turn_cuts_and_identical_answers():
     base = [_gen("p1", "same", "stop", 2), _gen("p2", "base two", "length", 8), _gen("p3", "b3", "stop", 1)]
-    tuned = [_gen("p1", "same", "stop", 2), _gen("p2", "tuned answer", "stop", 5), _gen("p3", "x", "length", 8)]
+    tuned = [
+        _gen("p1", "same", "stop", 2),
+        _gen("p2", "tuned answer", "stop", 5),
+        _gen("p3", "x", "length", 8),
+    ]
     stats = answer_stats(tuned, base)
     assert stats["answers"] == 3
     assert stats["mean_chars"] == pytest.approx((4 + 12 + 1) / 3)
@@ -41,8 +45,10 @@ def test_identical_is_compared_per_prompt_and_sample(tmp_path):
 def test_dev_loss_rows_start_before_training(tmp_path):
     (tmp_path / "dev_loss_before_training.json").write_text(json.dumps({"epoch": 0, "dev_loss": 3.25}))
     (tmp_path / "epochs.jsonl").write_text(
-        json.dumps({"epoch": 1, "dev_loss": 3.14, "train_loss": 3.3}) + "\n"
-        + json.dumps({"epoch": 2, "dev_loss": 3.12, "train_loss": 3.1}) + "\n"
+        json.dumps({"epoch": 1, "dev_loss": 3.14, "train_loss": 3.3})
+        + "\n"
+        + json.dumps({"epoch": 2, "dev_loss": 3.12, "train_loss": 3.1})
+        + "\n"
     )
     rows = dev_loss_rows(tmp_path)
     assert [r["epoch"] for r in rows] == ["0 (before training)", "1", "2"]

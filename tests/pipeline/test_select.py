@@ -91,7 +91,9 @@ def test_lima_run_prints_the_judges_agreement_beside_each_win_rate(monkeypatch, 
 
     sentence = "judge agreement 62% [46%–79%] on 24 labelled pairs, chance 58%: cannot separate the answers"
     result = SimpleNamespace(
-        judgments={"base": {"win_rate": 58.3, "ci95": [37.5, 79.2], "errors": 0, "judge_agreement": sentence}},
+        judgments={
+            "base": {"win_rate": 58.3, "ci95": [37.5, 79.2], "errors": 0, "judge_agreement": sentence}
+        },
         report_html="runs/demo/report.html",
     )
     monkeypatch.setattr(lima.pipeline.run, "run_experiment", lambda *a, **k: result)
