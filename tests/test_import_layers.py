@@ -5,6 +5,7 @@ below the stages below the pipeline; inside each stage and the pipeline no modul
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,37 +111,33 @@ def test_no_import_circle_in_lima():
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-# Each stage's layers (its README.md), bottom first: a module imports its own layer or those below.
-STAGE_LAYERS = {
-    "eval": {
-        "bottom": ("config", "decoding", "parsers", "records", "templates"),
-        "metrics": ("metrics", "alpaca_eval_lc", "arena_hard_stats", "summary"),
-        "engines": ("reask", "judging", "calibration", "backends", "generation", "grading"),
-        "adapters": ("formats", "inputs", "agreement"),
-        "protocols": ("protocols",),
-        "runners": ("judge", "grade", "calibrate", "generate", "report", "resume_guard"),
-        "commands": ("commands",),
-    },
-    "curation": {
-        "records": ("types", "files", "config", "html", "lengths"),
-        "engines": ("filters", "dedup", "embed", "quality", "select", "empty"),
-        "adapters": ("sources",),
-        "runners": ("shards", "steps", "executor", "counts", "shortfall", "report", "run"),
-        "commands": ("commands",),
-    },
-    "finetune": {
-        "records": ("config", "template", "tokens", "loss", "memtrace", "dropout", "checkpoints"),
-        "engines": ("data", "model", "trainer", "estimate", "export"),
-        "runners": ("run",),
-        "commands": ("commands",),
-    },
-    "pipeline": {
-        "records": ("config", "stages", "changes"),
-        "engines": ("select",),
-        "runners": ("report", "run", "ablate"),
-        "commands": ("commands",),
-    },
-}
+def readme_layers(package: str) -> dict[str, tuple[str, ...]]:
+    """``{layer: module names}``, bottom first, from the ``| layer | module | …`` table of
+    ``lima/<package>/README.md``: a row whose first cell is empty belongs to the layer above it, and the
+    second cell names the modules in backticks."""
+    layers: dict[str, tuple[str, ...]] = {}
+    layer, in_table = "", False
+    for line in (ROOT / package / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| layer |"):
+            in_table = True
+            continue
+        if not in_table or line.startswith("|---"):
+            continue
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        layer = cells[0] or layer
+        layers[layer] = layers.get(layer, ()) + tuple(re.findall(r"`([a-z0-9_]+)`", cells[1]))
+    return layers
+
+
+def test_readme_layers_reads_the_table():
+    assert readme_layers("finetune")["runners"] == ("run",)
+    assert "judge" in readme_layers("eval")["runners"] and "sources" in readme_layers("curation")["adapters"]
+
+
+# Each stage's layers, bottom first, as its README.md gives them: a module imports its own layer or those below.
+STAGE_LAYERS = {stage: readme_layers(stage) for stage in ("eval", "curation", "finetune", "pipeline")}
 STAGES = ("curation", "finetune", "eval")
 
 
