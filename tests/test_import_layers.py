@@ -149,7 +149,7 @@ def _layer(stage: str, module: str) -> int | None:
         if parts[2] in names:
             return rank
     raise AssertionError(
-        f"{module}: not in any layer of lima/{stage}/README.md; add it there and to STAGE_LAYERS"
+        f"{module}: not in any layer of lima/{stage}/README.md; add a row for it to that table"
     )
 
 
